@@ -1,0 +1,60 @@
+"""The `gateway` command: `serve` and `script run` (the only place that reads the environment)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import scriptrun
+from gateway.app import create_app
+from gateway.logconfig import configure_logging
+from gateway.settings import Settings, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Actions & Writeback Gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", type=Path)
+
+    script = commands.add_parser("script", help="work with connector scripts locally")
+    script_commands = script.add_subparsers(dest="script_command", required=True)
+    scriptrun.add_arguments(script_commands.add_parser("run", help="run a script once"))
+    return parser
+
+
+def _serve(settings: Settings) -> int:
+    configure_logging()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the command; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir)
+            return _serve(settings)
+        settings = load_settings(egress_allow_private=args.allow_private_network)
+    except SettingsError as exc:
+        sys.stderr.write(f"gateway: invalid setting: {exc}\n")
+        return 2
+    return scriptrun.run_command(
+        args,
+        allow_private=settings.egress_allow_private,
+        allowed_networks=(*settings.egress_allowed_networks, *args.allow_network),
+        resolve=(*settings.egress_resolve, *args.resolve),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Egress: the policy and the client every upstream request of a run goes through."""
+
+from gateway.egress.client import (
+    EgressClient,
+    EgressRefusedError,
+    EgressSession,
+    PinningResolver,
+    make_socket_factory,
+    redact_url,
+    scrub,
+)
+from gateway.egress.policy import (
+    AddressPolicy,
+    HostPattern,
+    InvalidRequestError,
+    check_address,
+    check_url_literal,
+    host_allowed,
+    literal_address,
+    parse_host_patterns,
+    parse_ipv4_literal,
+    validate_headers,
+    validate_method,
+    validate_url,
+)
+
+__all__ = [
+    "AddressPolicy",
+    "EgressClient",
+    "EgressRefusedError",
+    "EgressSession",
+    "HostPattern",
+    "InvalidRequestError",
+    "PinningResolver",
+    "check_address",
+    "check_url_literal",
+    "host_allowed",
+    "literal_address",
+    "make_socket_factory",
+    "parse_host_patterns",
+    "parse_ipv4_literal",
+    "redact_url",
+    "scrub",
+    "validate_headers",
+    "validate_method",
+    "validate_url",
+]

@@ -1,0 +1,532 @@
+"""The egress client: every upstream request of every run goes through it (SPEC 3.3).
+
+One shared `aiohttp.ClientSession` and connection pool serve all runs; `session()` hands
+each run a view bound to its connector's `allowed_hosts` and secrets. The address check
+sits in the connector's socket factory, so it sees the address actually dialled, whether
+it came from DNS, from a `resolve` pin or from an IP-literal URL (THREATS E1-E3).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+from urllib.parse import quote, quote_plus, unquote_plus
+
+from aiohttp import (
+    ClientConnectorCertificateError,
+    ClientConnectorDNSError,
+    ClientConnectorError,
+    ClientError,
+    ClientResponse,
+    ClientSession,
+    ClientSSLError,
+    ClientTimeout,
+    ConnectionTimeoutError,
+    DummyCookieJar,
+    SocketFactoryType,
+    TCPConnector,
+    ThreadedResolver,
+)
+from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway.egress.policy import (
+    METHODS,
+    AddressPolicy,
+    HostPattern,
+    InvalidRequestError,
+    check_address,
+    host_allowed,
+    parse_host_patterns,
+    validate_headers,
+    validate_method,
+    validate_url,
+)
+from runtime.host import HostCallError, HttpRequest, HttpResponse
+from runtime.model import HttpTraceEntry
+
+# The refusals seen while the current task connects; set per hop by `EgressSession`
+# so a refusal is recognised whatever way aiohappyeyeballs wraps the OSError.
+REFUSALS: Final[ContextVar[list[str] | None]] = ContextVar("egress_refusals", default=None)
+
+
+class EgressRefusedError(PermissionError):
+    """The socket factory refused to dial an address; the message is the reason."""
+
+
+def make_socket_factory(policy: AddressPolicy) -> SocketFactoryType:
+    """Return a socket factory that refuses addresses `policy` does not admit.
+
+    aiohttp calls it with the resolved `addrinfo` right before `connect()`, for names
+    and IP literals alike: the single choke point of the address check.
+    """
+
+    def guarded_socket(addr_info: tuple[int, int, int, str, tuple[object, ...]]) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        reason = check_address(str(sockaddr[0]), int(str(sockaddr[1])), policy)
+        if reason is not None:
+            refusals = REFUSALS.get()
+            if refusals is not None:
+                refusals.append(reason)
+            raise EgressRefusedError(reason)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return guarded_socket
+
+
+class PinningResolver(AbstractResolver):
+    """Answers `resolve` pins itself and asks the wrapped resolver for other names."""
+
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver) -> None:
+        self._policy = policy
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Return the pinned addresses of `host:port`, or resolve it normally."""
+        pinned = self._policy.pinned(host, port)
+        if pinned is None:
+            return await self._inner.resolve(host, port, family)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET if address.version == 4 else socket.AF_INET6,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in pinned
+        ]
+
+    async def close(self) -> None:
+        """Close the wrapped resolver."""
+        await self._inner.close()
+
+
+class EgressClient:
+    """Owns the gateway's one upstream connection pool and its policy.
+
+    Use as `async with EgressClient(policy) as client:` (or `start()`/`close()`), then
+    `client.session(allowed_hosts, secrets=...)` per run. Proxy environment variables
+    are ignored (E8); TLS uses the system trust store (honouring `SSL_CERT_FILE`) plus
+    `ca_file`, and is never disabled. Cookies are never stored: runs share the pool.
+
+    Args:
+        policy: the operator's address rules.
+        ca_file: an extra PEM bundle of trusted CAs.
+        connect_timeout: seconds to establish a connection.
+        total_timeout: seconds for a whole `send`, redirects and body included.
+        max_redirects: redirects followed per `send`.
+        resolver: DNS resolver to use (the client closes it); aiohttp's default if None.
+
+    Raises:
+        ValueError: a timeout is not positive or `max_redirects` is negative.
+        OSError: `ca_file` cannot be read.
+        ssl.SSLError: `ca_file` holds no valid certificate.
+    """
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        *,
+        ca_file: str | None = None,
+        connect_timeout: float = 10,
+        total_timeout: float = 60,
+        max_redirects: int = 5,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        if connect_timeout <= 0 or total_timeout <= 0 or max_redirects < 0:
+            raise ValueError("timeouts must be positive and max_redirects not negative")
+        self.policy = policy
+        self.connect_timeout = connect_timeout
+        self.total_timeout = total_timeout
+        self.max_redirects = max_redirects
+        self._ssl = ssl.create_default_context()
+        if ca_file is not None:
+            self._ssl.load_verify_locations(cafile=ca_file)
+        self._resolver = resolver
+        self._session: ClientSession | None = None
+        self._pinning: PinningResolver | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        """Create the connection pool (also done lazily by the first request)."""
+        self.http()
+
+    async def close(self) -> None:
+        """Close the pool and the resolver; later requests fail."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+        # The connector does not close a resolver it was handed.
+        if self._pinning is not None:
+            await self._pinning.close()
+
+    async def __aenter__(self) -> EgressClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def http(self) -> ClientSession:
+        """Return the shared `ClientSession`, creating it on first use (inside the loop).
+
+        Raises:
+            RuntimeError: the client is closed.
+        """
+        if self._closed:
+            raise RuntimeError("the egress client is closed")
+        if self._session is None:
+            resolver = PinningResolver(self.policy, self._resolver or ThreadedResolver())
+            connector = TCPConnector(
+                ssl=self._ssl,
+                resolver=resolver,
+                socket_factory=make_socket_factory(self.policy),
+            )
+            self._session = ClientSession(
+                connector=connector,
+                trust_env=False,
+                cookie_jar=DummyCookieJar(),
+                timeout=ClientTimeout(
+                    total=self.total_timeout,
+                    connect=self.connect_timeout,
+                    sock_connect=self.connect_timeout,
+                ),
+            )
+            self._pinning = resolver
+        return self._session
+
+    def session(
+        self, allowed_hosts: Sequence[str] | None, *, secrets: Sequence[str] = ()
+    ) -> EgressSession:
+        """Return the `HttpService` of one run.
+
+        Args:
+            allowed_hosts: the connector's host patterns; None allows every host (the
+                local `script run` without `--allow-host`), an empty tuple none.
+            secrets: values redacted from traces and messages.
+
+        Raises:
+            ValueError: a host pattern is malformed.
+        """
+        return EgressSession(self, parse_host_patterns(allowed_hosts), secrets=secrets)
+
+
+# --- one run's view ----------------------------------------------------------------------
+
+REDACTED: Final = "[redacted]"
+SECRET_QUERY_KEYS: Final = frozenset(
+    {"key", "code", "sig", "auth", "session", "password", "passwd", "pwd", "signature"}
+)
+# A query key containing one of these is secret-looking too (access_token, client_secret).
+_SECRET_KEY_PARTS: Final = (
+    "token", "secret", "passw", "apikey", "api_key", "api-key", "signature", "credential",
+    "session", "auth",
+)  # fmt: skip
+_CROSS_ORIGIN_SAFE: Final = frozenset(
+    {"accept", "accept-language", "accept-encoding", "user-agent"}
+)
+_BODY_HEADERS: Final = frozenset(
+    {"content-type", "content-encoding", "content-language", "content-location"}
+)
+# Framing and hop-by-hop headers are the gateway's business; a script's are dropped.
+_MANAGED: Final = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+        "trailer", "upgrade", "proxy-authorization", "proxy-connection", "expect",
+    }
+)  # fmt: skip
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_CHUNK: Final = 64 * 1024
+_DEFAULT_BODY_TYPE: Final = "text/plain;charset=UTF-8"
+
+
+def _secret_key(name: str) -> bool:
+    key = unquote_plus(name).strip().lower()
+    return key in SECRET_QUERY_KEYS or any(part in key for part in _SECRET_KEY_PARTS)
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """Replace every secret (plain or percent-encoded) in `text` by `[redacted]`."""
+    variants = {v for s in secrets if s for v in (s, quote(s, safe=""), quote_plus(s), quote(s))}
+    for variant in sorted(variants, key=len, reverse=True):
+        text = text.replace(variant, REDACTED)
+    return text
+
+
+def redact_url(url: URL, secrets: Sequence[str] = ()) -> str:
+    """Render `url` for a trace: no userinfo or fragment, secret-looking query values
+    and every value in `secrets` replaced by `[redacted]`."""
+    text = str(url.with_user(None).with_query(None).with_fragment(None))
+    if url.raw_query_string:
+        items = []
+        for item in url.raw_query_string.split("&"):
+            name, sep, _ = item.partition("=")
+            items.append(f"{name}={REDACTED}" if sep and _secret_key(name) else item)
+        text += "?" + "&".join(items)
+    return scrub(text, secrets)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    """One request on the way: the original or a redirect target."""
+
+    method: str
+    url: URL
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A hop's response: a redirect (`location`) or the final response."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+    location: str | None = None
+
+
+class _Failure(Exception):
+    """A hop failed; `_exchange` turns it into a `HostCallError` with the trace."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _prepare_headers(
+    headers: Sequence[tuple[str, str]], body: bytes | None
+) -> tuple[tuple[str, str], ...]:
+    kept = tuple((n, v) for n, v in headers if n.lower() not in _MANAGED)
+    if body is not None and not any(n.lower() == "content-type" for n, _ in kept):
+        # What a browser's XMLHttpRequest sends for a string body (SPEC 3.4).
+        kept += (("Content-Type", _DEFAULT_BODY_TYPE),)
+    return kept
+
+
+def _redirected(hop: _Hop, status: int, target: URL) -> _Hop:
+    """Apply the redirect method rules (RFC 9110 15.4) and the cross-origin header rule."""
+    method, body = hop.method, hop.body
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+    headers = hop.headers
+    if body is None:
+        headers = tuple((n, v) for n, v in headers if n.lower() not in _BODY_HEADERS)
+    origin = (hop.url.scheme, hop.url.raw_host, hop.url.port)
+    if (target.scheme, target.raw_host, target.port) != origin:
+        # E5: credentials, cookies and anything injected stay with their origin.
+        safe = _CROSS_ORIGIN_SAFE | ({"content-type"} if body is not None else set())
+        headers = tuple((n, v) for n, v in headers if n.lower() in safe)
+    return _Hop(method, target, headers, body)
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
+
+
+class EgressSession:
+    """One run's `HttpService`: the shared pool under the run's `allowed_hosts`."""
+
+    def __init__(
+        self,
+        client: EgressClient,
+        patterns: tuple[HostPattern, ...] | None,
+        *,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self._client = client
+        self._patterns = patterns
+        self._secrets = tuple(secrets)
+
+    async def send(self, request: HttpRequest, *, max_body_bytes: int) -> HttpResponse:
+        """Send `request`, following at most `max_redirects` redirects, each re-checked.
+
+        Raises:
+            HostCallError: `invalid_request`, `egress_refused`, `upstream_timeout`,
+                `upstream_unreachable`, `response_too_large` or `too_many_redirects`,
+                with one trace entry per hop (refused ones included).
+        """
+        trace: list[HttpTraceEntry] = []
+        deadline = time.monotonic() + self._client.total_timeout
+        hop = self._first_hop(request, trace)
+        limit = self._client.max_redirects
+        for count in range(limit + 1):
+            self._check_host(hop, trace)
+            answer = await self._exchange(hop, max_body_bytes, deadline, trace)
+            if answer.location is None:
+                return HttpResponse(answer.status, answer.headers, answer.body, list(trace))
+            if count < limit:
+                hop = self._follow(hop, answer, trace)
+        trace[-1] = trace[-1].model_copy(update={"error": "too_many_redirects"})
+        message = f"more than {limit} redirects (the last from host {hop.url.raw_host})"
+        raise HostCallError("too_many_redirects", scrub(message, self._secrets), trace=trace)
+
+    def _first_hop(self, request: HttpRequest, trace: list[HttpTraceEntry]) -> _Hop:
+        method = request.method.upper() if request.method.upper() in METHODS else "?"
+        try:
+            url = validate_url(request.url)
+        except InvalidRequestError as exc:
+            raise self._refused(method, None, "invalid_request", str(exc), trace) from None
+        try:
+            validate_method(request.method)
+            headers = validate_headers(request.headers)
+        except InvalidRequestError as exc:
+            raise self._refused(method, url, "invalid_request", str(exc), trace) from None
+        body = None if request.body is None else request.body.encode("utf-8")
+        return _Hop(method, url, _prepare_headers(headers, body), body)
+
+    def _check_host(self, hop: _Hop, trace: list[HttpTraceEntry]) -> None:
+        host, port = hop.url.raw_host or "", hop.url.port or 0
+        if host_allowed(host, port, self._patterns):
+            return
+        if host_allowed(host, 0, [HostPattern(p.host, p.wildcard) for p in self._patterns or ()]):
+            message = f"port {port} of host {host} is not in the connector's allowed_hosts"
+        else:
+            message = f"host {host} is not in the connector's allowed_hosts"
+        raise self._refused(hop.method, hop.url, "egress_refused", message, trace)
+
+    def _follow(self, hop: _Hop, answer: _Answer, trace: list[HttpTraceEntry]) -> _Hop:
+        try:
+            target = validate_url(str(hop.url.join(URL(answer.location or ""))))
+        except InvalidRequestError as exc:
+            reason = str(exc)
+        except ValueError:
+            reason = "the target is not a valid URL"
+        else:
+            return _redirected(hop, answer.status, target)
+        message = f"redirect from host {hop.url.raw_host} refused: {reason}"
+        raise self._refused(hop.method, None, "egress_refused", message, trace)
+
+    def _refused(
+        self, method: str, url: URL | None, code: str, message: str, trace: list[HttpTraceEntry]
+    ) -> HostCallError:
+        shown = "[invalid url]" if url is None else redact_url(url, self._secrets)
+        trace.append(
+            HttpTraceEntry(method=method, url=shown, status=None, duration_ms=0.0, error=code)
+        )
+        return HostCallError(code, scrub(message, self._secrets), trace=trace)
+
+    async def _exchange(
+        self, hop: _Hop, cap: int, deadline: float, trace: list[HttpTraceEntry]
+    ) -> _Answer:
+        started = time.monotonic()
+        try:
+            answer = await self._dispatch(hop, cap, deadline)
+        except _Failure as failure:
+            trace.append(self._entry(hop, started, failure.status, failure.code))
+            message = scrub(failure.message, self._secrets)
+            raise HostCallError(failure.code, message, trace=trace) from None
+        trace.append(self._entry(hop, started, answer.status, None))
+        return answer
+
+    def _entry(
+        self, hop: _Hop, started: float, status: int | None, error: str | None
+    ) -> HttpTraceEntry:
+        return HttpTraceEntry(
+            method=hop.method,
+            url=redact_url(hop.url, self._secrets),
+            status=status,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+            error=error,
+        )
+
+    async def _dispatch(self, hop: _Hop, cap: int, deadline: float) -> _Answer:
+        host, total = hop.url.raw_host or "", self._client.total_timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Failure("upstream_timeout", f"the request did not complete within {total:g} s")
+        connect = min(self._client.connect_timeout, remaining)
+        refusals: list[str] = []
+        token = REFUSALS.set(refusals)
+        try:
+            async with self._client.http().request(
+                hop.method,
+                hop.url,
+                headers=CIMultiDict(hop.headers),
+                data=hop.body,
+                allow_redirects=False,
+                timeout=ClientTimeout(total=remaining, connect=connect, sock_connect=connect),
+            ) as response:
+                return await _answer(response, hop, cap)
+        except ClientConnectorError as exc:
+            raise _connect_failure(exc, hop.url, refusals) from None
+        except ConnectionTimeoutError:
+            raise _Failure("upstream_timeout", f"connecting to host {host} timed out") from None
+        except TimeoutError:
+            message = f"host {host} did not answer within {total:g} s"
+            raise _Failure("upstream_timeout", message) from None
+        except ClientError as exc:
+            message = f"connection to host {host} failed ({type(exc).__name__})"
+            raise _Failure("upstream_unreachable", message) from None
+        except ValueError:
+            # aiohttp's own last-line checks; ours above should have caught it first.
+            raise _Failure("invalid_request", "the HTTP client refused the request") from None
+        finally:
+            REFUSALS.reset(token)
+
+
+def _connect_failure(exc: ClientConnectorError, url: URL, refusals: list[str]) -> _Failure:
+    host = url.raw_host
+    if refusals or isinstance(exc.os_error, EgressRefusedError):
+        reason = refusals[0] if refusals else str(exc.os_error)
+        return _Failure(
+            "egress_refused", f"connection to {host} refused by the egress policy: {reason}"
+        )
+    if isinstance(exc, ClientConnectorDNSError):
+        return _Failure("upstream_unreachable", f"host {host} could not be resolved")
+    if isinstance(exc, ClientConnectorCertificateError):
+        return _Failure(
+            "upstream_unreachable", f"the TLS certificate of host {host} is not trusted"
+        )
+    if isinstance(exc, ClientSSLError):
+        return _Failure("upstream_unreachable", f"the TLS handshake with host {host} failed")
+    reason = exc.os_error.strerror or "connection failed"
+    return _Failure("upstream_unreachable", f"cannot connect to host {host}:{url.port} ({reason})")
+
+
+async def _answer(response: ClientResponse, hop: _Hop, cap: int) -> _Answer:
+    location = response.headers.get("Location") if response.status in _REDIRECTS else None
+    if location is not None:
+        return _Answer(response.status, location=location)
+    body = b"" if hop.method == "HEAD" else await _read_capped(response, hop, cap)
+    headers = tuple((str(k), v) for k, v in response.headers.items())
+    return _Answer(response.status, headers, _decode(body, response.charset))
+
+
+async def _read_capped(response: ClientResponse, hop: _Hop, cap: int) -> bytes:
+    """Read the body as it streams in, failing as soon as it passes `cap` (E7)."""
+    too_large = _Failure(
+        "response_too_large",
+        f"the response of host {hop.url.raw_host} is larger than {cap} bytes",
+        status=response.status,
+    )
+    length = response.content_length
+    if length is not None and length > cap:
+        raise too_large
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        if len(body) + len(chunk) > cap:
+            raise too_large
+        body += chunk
+    return bytes(body)

@@ -1,0 +1,63 @@
+"""Settings from `GATEWAY_*` environment variables (SPEC 9.1); the only environment reader."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX: Final = "GATEWAY_"
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+"""A setting written as `a,b,c` in the environment."""
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be configured with; built once by the entry point."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    public_url: str | None = None
+    database_url: str | None = None
+    encryption_keys: CommaList = ()
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=512)
+    worker_address_space_mb: int = Field(default=1024, ge=128)
+    egress_allow_private: bool = False
+    egress_allowed_networks: CommaList = ()
+    egress_resolve: CommaList = ()
+    egress_ca_file: Path | None = None
+    apps_origin: str = "http://{instance}.apps.localhost:8080"
+    run_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("encryption_keys", "egress_allowed_networks", "egress_resolve", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus explicit overrides (command-line flags).
+
+    Raises:
+        SettingsError: a setting is invalid; the message names its variable.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"][:1]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from exc

@@ -1,0 +1,259 @@
+"""One run on one worker: serve its host calls, collect logs and rows, enforce its limits."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from runtime import protocol
+from runtime.grid import finalize_rows
+from runtime.host import Host, HostCallError, HttpRequest
+from runtime.model import (
+    AuthOutcome,
+    Column,
+    Discovery,
+    ErrorCode,
+    HttpTraceEntry,
+    JsonValue,
+    RunError,
+    RunRequest,
+    RunResult,
+    RunStatus,
+)
+from runtime.redact import Redactor
+
+if TYPE_CHECKING:
+    from runtime.pool import WorkerProcess
+
+CHUNK_ROWS: Final = 10_000
+RESULT_BYTES: Final = 64 * 1024 * 1024
+"""The most row data a run without a row sink may make the gateway hold."""
+
+
+class _EndRun(Exception):
+    """The gateway ends the run itself (a cap was reached); the worker is killed."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.error = RunError(code=code, message=message)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the pool needs after a run: the result and whether the worker may be reused."""
+
+    result: RunResult
+    reusable: bool
+    deadline: float
+
+
+class Execution:
+    """Drives one run: the conversation with the worker from `run` to `result`."""
+
+    def __init__(self, request: RunRequest, host: Host) -> None:
+        self._request = request
+        self._host = host
+        self._limits = request.limits
+        self._redactor = Redactor(request.secrets)
+        self._logs: list[str] = []
+        self._trace: list[HttpTraceEntry] = []
+        self._rows: list[list[JsonValue]] = []
+        self._row_count = 0
+        self._row_bytes = 0
+        self._http_calls = 0
+
+    async def drive(self, worker: WorkerProcess) -> Outcome:
+        """Send the run, serve it until its result, and enforce its deadline."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._limits.wall_time_s
+        reusable = False
+        try:
+            async with asyncio.timeout_at(deadline):
+                await worker.send(protocol.encode(self._run_message()))
+                final = await self._serve(worker)
+            reusable = True
+            result = await self._finish(final)
+        except TimeoutError:
+            result = await self._fail(
+                RunStatus.TIMEOUT,
+                RunError(code=ErrorCode.TIMEOUT, message=self._timeout_message()),
+            )
+        except _EndRun as end:
+            result = await self._fail(RunStatus.ERROR, end.error)
+        except protocol.ProtocolError:
+            code = await _exit_code(worker)
+            message = f"the script worker stopped unexpectedly (exit status {code})"
+            result = await self._fail(
+                RunStatus.ERROR, RunError(code=ErrorCode.WORKER_CRASHED, message=message)
+            )
+        duration_ms = round((loop.time() - started) * 1000, 3)
+        return Outcome(result.model_copy(update={"duration_ms": duration_ms}), reusable, deadline)
+
+    def _timeout_message(self) -> str:
+        return f"the script did not finish within its deadline of {self._limits.wall_time_s:g} s"
+
+    def _run_message(self) -> dict[str, Any]:
+        request = self._request
+        return {
+            "t": "run",
+            "script": request.script,
+            "mode": request.mode.value,
+            "metadata": request.metadata.model_dump(mode="json", by_alias=True),
+            "limits": self._limits.model_dump(mode="json"),
+            "chunk_rows": CHUNK_ROWS,
+        }
+
+    async def _serve(self, worker: WorkerProcess) -> dict[str, Any]:
+        while True:
+            message = await worker.read()
+            kind = message.get("t")
+            if kind == "log":
+                self._logs.append(str(message.get("line")))
+            elif kind == "rows":
+                self._row_bytes += worker.last_size
+                await self._take_rows(message)
+            elif kind == "call":
+                reply = await self._call(message)
+                await worker.send(protocol.encode(reply))
+            elif kind == "result":
+                return message
+            else:
+                raise protocol.ProtocolError(f"unexpected message {kind!r} during a run")
+
+    async def _take_rows(self, message: dict[str, Any]) -> None:
+        rows = message.get("rows")
+        columns = message.get("columns")
+        if not isinstance(rows, list) or not isinstance(columns, list):
+            raise protocol.ProtocolError("malformed rows chunk")
+        self._row_count += len(rows)
+        cap = self._limits.result_rows
+        if cap is not None and self._row_count > cap:
+            raise _EndRun(ErrorCode.RESULT_LIMIT, f"the result has more than {cap} rows")
+        if self._host.rows is not None:
+            await self._host.rows.write(columns, self._redactor.rows(rows))
+            return
+        if self._row_bytes > RESULT_BYTES:
+            raise _EndRun(ErrorCode.RESULT_LIMIT, "the result is larger than 64 MiB")
+        self._rows.extend(rows)
+
+    async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        call_id = message.get("id")
+        args = message.get("args")
+        op = message.get("op")
+        try:
+            if not isinstance(args, dict):
+                raise HostCallError("bad_call", "malformed host call")
+            value = await self._dispatch(str(op), args)
+        except HostCallError as exc:
+            self._trace.extend(exc.trace)
+            return {
+                "t": "reply",
+                "id": call_id,
+                "error": {"code": exc.code, "message": exc.message},
+            }
+        return {"t": "reply", "id": call_id, "ok": value}
+
+    async def _dispatch(self, op: str, args: dict[str, Any]) -> JsonValue:
+        host = self._host
+        if op == "http.request":
+            return await self._http(args)
+        if op in ("state.get", "state.set"):
+            if host.state is None:
+                raise HostCallError("unavailable", "DOMO.getState/setState are not available here")
+            key = str(args.get("key"))
+            if op == "state.get":
+                return await host.state.get(key)
+            await host.state.set(key, args.get("value"))
+            return None
+        raise HostCallError("unknown_call", f"the host does not offer {op!r}")
+
+    async def _http(self, args: dict[str, Any]) -> JsonValue:
+        if self._host.http is None:
+            raise HostCallError(ErrorCode.EGRESS_REFUSED, "this run may not make HTTP requests")
+        self._http_calls += 1
+        cap = self._limits.http_calls
+        if self._http_calls > cap:
+            raise _EndRun(ErrorCode.HTTP_CALL_LIMIT, f"the script made more than {cap} HTTP calls")
+        headers = args.get("headers") or []
+        request = HttpRequest(
+            method=str(args.get("method", "GET")).upper(),
+            url=str(args.get("url", "")),
+            headers=tuple((str(name), str(value)) for name, value in headers),
+            body=None if args.get("body") is None else str(args["body"]),
+        )
+        response = await self._host.http.send(request, max_body_bytes=self._limits.response_bytes)
+        self._trace.extend(response.trace)
+        return {
+            "status": response.status,
+            "headers": [list(pair) for pair in response.headers],
+            "body": response.body,
+        }
+
+    async def _finish(self, final: dict[str, Any]) -> RunResult:
+        status = RunStatus(final["status"])
+        error = RunError.model_validate(final["error"]) if final.get("error") else None
+        columns = [Column.model_validate(column) for column in final.get("columns") or []]
+        if status is RunStatus.SUCCESS and final.get("rows"):
+            await self._take_rows({"columns": [c.name for c in columns], "rows": final["rows"]})
+        rows: list[list[JsonValue]] = []
+        if self._host.rows is not None:
+            if status is RunStatus.SUCCESS:
+                await self._host.rows.finish(columns)
+            else:
+                await self._host.rows.abort()
+        elif status is RunStatus.SUCCESS:
+            rows = self._redactor.rows(finalize_rows(columns, self._rows))
+        auth = final.get("auth")
+        discovery = final.get("discovery")
+        return self._result(
+            status,
+            error,
+            auth=AuthOutcome.model_validate(self._redactor.value(auth)) if auth else None,
+            columns=columns if status is RunStatus.SUCCESS else [],
+            rows=rows,
+            discovery=Discovery.model_validate(discovery) if discovery else None,
+        )
+
+    async def _fail(self, status: RunStatus, error: RunError) -> RunResult:
+        if self._host.rows is not None:
+            await self._host.rows.abort()
+        return self._result(status, error)
+
+    def _result(
+        self,
+        status: RunStatus,
+        error: RunError | None,
+        *,
+        auth: AuthOutcome | None = None,
+        columns: list[Column] | None = None,
+        rows: list[list[JsonValue]] | None = None,
+        discovery: Discovery | None = None,
+    ) -> RunResult:
+        redact = self._redactor
+        if error is not None and redact:
+            error = error.model_copy(update={"message": redact.text(error.message)})
+        trace = (
+            [entry.model_copy(update={"url": redact.text(entry.url)}) for entry in self._trace]
+            if redact
+            else self._trace
+        )
+        return RunResult(
+            status=status,
+            auth=auth,
+            columns=columns or [],
+            rows=rows or [],
+            logs=[redact.text(line) for line in self._logs] if redact else self._logs,
+            http=trace,
+            error=error,
+            discovery=discovery,
+        )
+
+
+async def _exit_code(worker: WorkerProcess) -> int | None:
+    try:
+        async with asyncio.timeout(1):
+            return await worker.process.wait()
+    except TimeoutError:
+        return None

@@ -1,0 +1,64 @@
+"""Replace a run's secret values wherever they could surface: logs, errors, traces, rows."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable
+from typing import Final
+from urllib.parse import quote, quote_plus
+
+from runtime.model import JsonValue
+
+REDACTED: Final = "[redacted]"
+MIN_SECRET_LENGTH: Final = 4
+"""Shorter values would redact ordinary text; such secrets are weak anyway."""
+
+
+def _forms(secret: str) -> set[str]:
+    # The ways a script or a URL usually re-encodes a secret it got.
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+    forms.add(base64.b64encode(secret.encode()).decode().rstrip("="))
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+class Redactor:
+    """Knows one run's secrets and scrubs them from any text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if len(secret) >= MIN_SECRET_LENGTH:
+                forms |= _forms(secret)
+        # Longest first, so a secret containing another is replaced whole.
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def text(self, value: str) -> str:
+        """Return `value` with every secret replaced."""
+        if self._pattern is None:
+            return value
+        return self._pattern.sub(REDACTED, value)
+
+    def value(self, value: JsonValue) -> JsonValue:
+        """Scrub strings inside any JSON value."""
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in value.items()}
+        return value
+
+    def rows(self, rows: list[list[JsonValue]]) -> list[list[JsonValue]]:
+        """Scrub the string cells of rows (only when there is something to scrub)."""
+        if self._pattern is None:
+            return rows
+        sub = self.text
+        return [[sub(cell) if isinstance(cell, str) else cell for cell in row] for row in rows]

@@ -1,0 +1,267 @@
+"""The worker process: runs one script at a time in a fresh QuickJS Context.
+
+Started by the pool as `python -I -m runtime.worker ADDRESS_SPACE_BYTES`. It confines itself
+(rlimits, seccomp), then loops: prepare a Context with the prelude, say `ready`, take a `run`,
+answer with a `result`. All I/O of a script is a host call to the pool over the pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, Final
+
+from runtime import protocol
+from runtime.pureops import OPS
+from runtime.sandbox import deny_network_and_processes, limit_resources
+
+PRELUDE_FILES: Final = ("core.js", "datagrid.js")
+LAZY_SOURCES: Final = {
+    "url": "lazy/url.js",
+    "encoding": "lazy/encoding.js",
+    "clone": "lazy/clone.js",
+}
+_RUN_ENDED: Final = json.dumps(
+    {"t": "reply", "error": {"code": "run_ended", "message": "the run has already ended"}}
+)
+_LOG_TRUNCATED: Final = "[log truncated]"
+
+
+def _read_js(name: str) -> str:
+    return (resources.files("runtime") / "js" / name).read_text(encoding="utf-8")
+
+
+def build_prelude() -> str:
+    """Join the prelude files into the one IIFE every Context evaluates."""
+    body = "\n".join(_read_js(name) for name in PRELUDE_FILES)
+    return "(function () {\n" + body + "\n})();\n"
+
+
+class Worker:
+    """Worker-side state of the current run and the callables the prelude uses."""
+
+    def __init__(self, infd: int, outfd: int) -> None:
+        self._in = infd
+        self._out = outfd
+        self._prelude = build_prelude()
+        self._lazy: dict[str, str] = {}
+        self._call_id = 0
+        self._poisoned = False
+        self._log_left = 0
+        self._log_closed = False
+        self._wall_time_s = 30.0
+
+    # --- callables (string in, string out, never raising) -------------------------------
+    def _host(self, op: Any, args_json: Any) -> str:
+        if self._poisoned:
+            return _RUN_ENDED
+        self._call_id += 1
+        call_id = self._call_id
+        frame = f'{{"t":"call","id":{call_id},"op":{json.dumps(str(op))},"args":{args_json}}}'
+        self._send_raw(frame)
+        while True:
+            payload = protocol.read_frame(self._in)
+            message = json.loads(payload)
+            if message.get("t") == "reply" and message.get("id") == call_id:
+                return payload.decode()
+            raise protocol.ProtocolError(f"unexpected message {message.get('t')!r} during a call")
+
+    def _log(self, line_json: Any) -> None:
+        if self._poisoned or self._log_closed:
+            return
+        text = str(line_json)
+        if len(text) > self._log_left:
+            self._log_closed = True
+            self._send({"t": "log", "line": _LOG_TRUNCATED})
+            return
+        self._log_left -= len(text)
+        self._send_raw('{"t":"log","line":' + text + "}")
+
+    def _emit(self, chunk_json: Any) -> None:
+        if not self._poisoned:
+            self._send_raw('{"t":"rows",' + str(chunk_json)[1:])
+
+    def _fatal(self, result_json: Any) -> None:
+        if not self._poisoned:
+            self._poisoned = True
+            self._send_raw('{"t":"result",' + str(result_json)[1:])
+
+    def _sleep(self, ms_text: Any) -> None:
+        try:
+            seconds = float(ms_text) / 1000
+        except ValueError:
+            return
+        # The pool's deadline is what really bounds a run; never sleep past it here.
+        time.sleep(min(max(seconds, 0.0), self._wall_time_s))
+
+    def _util(self, op: Any, arg_json: Any) -> str:
+        function = OPS.get(str(op))
+        if function is None:
+            return json.dumps({"error": f"unknown helper {op!r}"})
+        try:
+            return json.dumps({"ok": function(json.loads(str(arg_json)))})
+        except (ValueError, TypeError, KeyError, IndexError, UnicodeError) as exc:
+            return json.dumps({"error": str(exc)})
+        except RecursionError:
+            return json.dumps({"error": "the input is nested too deeply"})
+
+    def _source(self, name: Any) -> str:
+        path = LAZY_SOURCES.get(str(name))
+        if path is None:
+            return ""
+        if path not in self._lazy:
+            self._lazy[path] = _read_js(path)
+        return self._lazy[path]
+
+    # --- the loop ---------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> None:
+        protocol.write_frame(self._out, protocol.encode(message))
+
+    def _send_raw(self, payload: str) -> None:
+        protocol.write_frame(self._out, protocol.encode_raw(payload))
+
+    def _prepare(self) -> tuple[Any, Any, Any]:
+        import quickjs
+
+        context = quickjs.Context()
+        callables: dict[str, Callable[..., Any]] = {
+            "__gw_host": self._host,
+            "__gw_log": self._log,
+            "__gw_emit": self._emit,
+            "__gw_fatal": self._fatal,
+            "__gw_sleep": self._sleep,
+            "__gw_util": self._util,
+            "__gw_source": self._source,
+        }
+        for name, function in callables.items():
+            context.add_callable(name, _never_raising(function))
+        context.eval(self._prelude)
+        run, finish = context.get("__gw_run"), context.get("__gw_finish")
+        context.eval("delete globalThis.__gw_run; delete globalThis.__gw_finish;")
+        return context, run, finish
+
+    def serve(self) -> None:
+        """Run scripts until the pool closes the pipe."""
+        while True:
+            context, run, finish = self._prepare()
+            self._send({"t": "ready", "rss": _rss_bytes()})
+            try:
+                message = json.loads(protocol.read_frame(self._in))
+            except protocol.ProtocolError:
+                return
+            if message.get("t") != "run":
+                raise protocol.ProtocolError(f"expected a run, got {message.get('t')!r}")
+            self._execute(context, run, finish, message)
+
+    def _execute(self, context: Any, run: Any, finish: Any, message: dict[str, Any]) -> None:
+        import quickjs
+
+        limits = message["limits"]
+        self._poisoned = False
+        self._log_left = int(limits["log_bytes"])
+        self._log_closed = False
+        self._wall_time_s = float(limits["wall_time_s"])
+        context.set_memory_limit(int(limits["memory_mb"]) * 1024 * 1024)
+        context.set_max_stack_size(int(limits["stack_kb"]) * 1024)
+        run_json = json.dumps(
+            {
+                "mode": message["mode"],
+                "metadata": message["metadata"],
+                "chunkRows": message.get("chunk_rows", 10_000),
+                "resultRows": limits["result_rows"],
+            }
+        )
+        result: str | None
+        try:
+            run(message["script"], run_json)
+            while context.execute_pending_job():
+                pass
+            result = finish()
+        except quickjs.StackOverflow:
+            result = _error_result("stack_overflow", "stack overflow")
+        except quickjs.JSException as exc:
+            code = "memory_limit" if "out of memory" in str(exc) else "script_exception"
+            result = _error_result(
+                code,
+                "the script ran out of memory"
+                if code == "memory_limit"
+                else str(exc).split("\n", 1)[0],
+            )
+        if self._poisoned:
+            return
+        self._send_raw(
+            result
+            if isinstance(result, str)
+            else _error_result("worker_crashed", "the prelude returned no result")
+        )
+
+
+def _error_result(code: str, message: str) -> str:
+    return json.dumps(
+        {
+            "t": "result",
+            "status": "error",
+            "auth": None,
+            "error": {"code": code, "message": message, "line": None},
+            "columns": [],
+            "rows": [],
+            "discovery": None,
+        }
+    )
+
+
+def _never_raising(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The binding mishandles a Python exception inside a callable: end the worker instead."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except BaseException:
+            os._exit(3)
+
+    return call
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _take_stdio() -> tuple[int, int]:
+    """Move the protocol to private descriptors; stray output goes to stderr."""
+    infd = os.dup(0)
+    outfd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    os.close(devnull)
+    return infd, outfd
+
+
+def main() -> None:
+    """Entry point of a worker process."""
+    address_space = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    infd, outfd = _take_stdio()
+    os.environ["TZ"] = "UTC"  # noqa: TID251 - the worker's own process, scripts see UTC
+    time.tzset()
+    worker = Worker(infd, outfd)
+    import quickjs  # noqa: F401 - loaded before the sandbox closes file access
+
+    if address_space:
+        limit_resources(address_space)
+    deny_network_and_processes()
+    try:
+        worker.serve()
+    except protocol.ProtocolError:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

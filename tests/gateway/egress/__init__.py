@@ -1,0 +1,1 @@
+"""Tests of `gateway.egress` (THREATS E1-E9)."""
