@@ -42,18 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir)
-            return _serve(settings)
-        settings = load_settings(egress_allow_private=args.allow_private_network)
+            return _serve(load_settings(host=args.host, port=args.port, data_dir=args.data_dir))
+        settings = load_settings()
     except SettingsError as exc:
         sys.stderr.write(f"gateway: invalid setting: {exc}\n")
         return 2
-    return scriptrun.run_command(
-        args,
-        allow_private=settings.egress_allow_private,
-        allowed_networks=(*settings.egress_allowed_networks, *args.allow_network),
-        resolve=(*settings.egress_resolve, *args.resolve),
-    )
+    return scriptrun.run_command(args, settings)
 
 
 if __name__ == "__main__":

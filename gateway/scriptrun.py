@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from gateway.egress import AddressPolicy, EgressClient
+from gateway.settings import Settings
 from runtime.host import Host
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import PoolConfig, WorkerPool
@@ -132,33 +133,27 @@ class FileState:
         temporary.replace(self._path)
 
 
-async def execute(
-    args: argparse.Namespace,
-    *,
-    allow_private: bool,
-    allowed_networks: Sequence[str],
-    resolve: Sequence[str],
-) -> RunResult:
-    """Run the script once on a one-worker pool."""
+async def execute(args: argparse.Namespace, settings: Settings) -> RunResult:
+    """Run the script once on a one-worker pool, under the settings plus the flags."""
     request = build_request(args)
     policy = AddressPolicy(
-        allow_private=allow_private,
-        allowed_networks=tuple(allowed_networks),
-        resolve=tuple(resolve),
+        allow_private=settings.egress_allow_private or bool(args.allow_private_network),
+        allowed_networks=(*settings.egress_allowed_networks, *args.allow_network),
+        resolve=(*settings.egress_resolve, *args.resolve),
     )
-    egress = EgressClient(policy)
-    pool = WorkerPool(PoolConfig(size=1))
-    await pool.start()
-    try:
-        hosts = tuple(args.allow_hosts) if args.allow_hosts else None
-        host = Host(
-            http=egress.session(hosts, secrets=request.secrets),
-            state=FileState(args.state) if args.state else None,
-        )
-        return await pool.run(request, host)
-    finally:
-        await pool.close()
-        await egress.close()
+    ca_file = str(settings.egress_ca_file) if settings.egress_ca_file else None
+    async with EgressClient(policy, ca_file=ca_file) as egress:
+        pool = WorkerPool(PoolConfig(size=1, address_space_mb=settings.worker_address_space_mb))
+        await pool.start()
+        try:
+            hosts = tuple(args.allow_hosts) if args.allow_hosts else None
+            host = Host(
+                http=egress.session(hosts, secrets=request.secrets),
+                state=FileState(args.state) if args.state else None,
+            )
+            return await pool.run(request, host)
+        finally:
+            await pool.close()
 
 
 def result_document(result: RunResult) -> dict[str, Any]:
@@ -209,23 +204,10 @@ def exit_code(result: RunResult) -> int:
     return EXIT_OK if result.status is RunStatus.SUCCESS else EXIT_FAILED
 
 
-def run_command(
-    args: argparse.Namespace,
-    *,
-    allow_private: bool,
-    allowed_networks: Sequence[str],
-    resolve: Sequence[str],
-) -> int:
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of `gateway script run`; returns the exit code."""
     try:
-        result = asyncio.run(
-            execute(
-                args,
-                allow_private=allow_private,
-                allowed_networks=allowed_networks,
-                resolve=resolve,
-            )
-        )
+        result = asyncio.run(execute(args, settings))
     except (UsageError, ValueError) as exc:
         sys.stderr.write(f"gateway script run: {exc}\n")
         return EXIT_USAGE

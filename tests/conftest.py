@@ -55,3 +55,6 @@ async def run_script(
 ) -> RunResult:
     """Run `script` on `pool` and return its result."""
     return await pool.run(make_request(script, **options), host or Host())  # type: ignore[arg-type]
+
+
+pytest_plugins = ["tests.domo_fakes"]

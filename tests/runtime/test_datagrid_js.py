@@ -64,8 +64,9 @@ globalThis.__t_run = function (script) {
     return RUN.ended ? null : String(e);
   }
 };
+const J = JSON;
 globalThis.__t_finish = function () {
-  try { return JSON.stringify(gridFinish()); } catch (e) { return null; }
+  try { return J.stringify(gridFinish()); } catch (e) { return null; }
 };
 """
 
@@ -395,6 +396,24 @@ def test_a_bad_cell_ends_the_run_even_inside_try_catch() -> None:
         "try { datagrid.addCell('x'); } catch (e) { datagrid.error(1, 'not this'); }\n"
     )
     assert bad_cell(outcome) == "row 1, column 'n' (1): 'x' is not a DOUBLE (a number)"
+
+
+def test_a_script_shadowing_builtins_does_not_break_datagrid() -> None:
+    outcome = run_grid(
+        "var Map = null, Date = null, Array = null, Object = null, String = null;\n"
+        "datagrid.magicParseJSON([{a: 1, b: {c: 'x'}, d: [1]}]);\n"
+        "datagrid.addCell(2); datagrid.addCell('y'); datagrid.addCell('[]'); datagrid.endRow();\n"
+    )
+    assert outcome.fatal is None
+    assert outcome.exception is None
+    assert outcome.records() == [{"a": 1, "b.c": "x", "d": "[1]"}, {"a": 2, "b.c": "y", "d": "[]"}]
+
+
+def test_internal_helpers_are_not_globals() -> None:
+    outcome = run_grid(
+        "datagrid.magicParseJSON({n: [typeof gridAddCell, typeof gridFinish, typeof H].join()});"
+    )
+    assert outcome.records() == [{"n": "undefined,undefined,undefined"}]
 
 
 # --- datagrid.error ---------------------------------------------------------------------

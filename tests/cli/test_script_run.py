@@ -1,0 +1,251 @@
+"""`gateway script run`, driven through the real entry point in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, USERNAME, DomoHosts
+
+SCRIPTS = Path(__file__).parent.parent / "scripts"
+RESULT_KEYS = {
+    "status",
+    "auth",
+    "columns",
+    "rows",
+    "logs",
+    "http",
+    "error",
+    "discovery",
+    "duration_ms",
+}
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What the command did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def document(self) -> dict[str, Any]:
+        """The one JSON object `--format json` prints."""
+        lines = self.stdout.strip().splitlines()
+        assert len(lines) == 1, self.stdout
+        value = json.loads(lines[0])
+        assert isinstance(value, dict)
+        return value
+
+
+async def gateway(*args: str, env: dict[str, str] | None = None) -> Completed:
+    """Run `python -m gateway ARGS` without blocking the fakes' event loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return Completed(process.returncode, stdout.decode(), stderr.decode())
+
+
+def _reach(domo_hosts: DomoHosts) -> tuple[list[str], dict[str, str]]:
+    flags = ["--allow-private-network"]
+    for entry in domo_hosts.resolve:
+        flags += ["--resolve", entry]
+    return flags, {"GATEWAY_EGRESS_CA_FILE": str(domo_hosts.ca_file)}
+
+
+async def test_auth_script_succeeds_as_json(domo_hosts: DomoHosts) -> None:
+    flags, env = _reach(domo_hosts)
+    account = json.dumps({"username": USERNAME, "password": PASSWORD})
+    done = await gateway(
+        "script",
+        "run",
+        str(SCRIPTS / "samplecrm_auth.js"),
+        "--mode",
+        "auth",
+        "--account",
+        account,
+        "--format",
+        "json",
+        "--allow-host",
+        "developer.domo.com",
+        *flags,
+        env=env,
+    )
+    assert done.code == 0, done.stderr
+    document = done.document()
+    assert set(document) == RESULT_KEYS
+    assert document["status"] == "success"
+    assert document["auth"] == {"success": True, "message": None}
+    assert document["error"] is None
+    assert document["http"][0]["url"] == "https://developer.domo.com/samplecrm"
+    assert PASSWORD not in done.stdout
+    assert "metadata.account.password: [redacted]" in document["logs"]
+
+
+async def test_failed_auth_exits_1(domo_hosts: DomoHosts, tmp_path: Path) -> None:
+    flags, env = _reach(domo_hosts)
+    account_file = tmp_path / "account.json"
+    account_file.write_text(json.dumps({"username": USERNAME, "password": "nope-nope"}))
+    done = await gateway(
+        "script",
+        "run",
+        str(SCRIPTS / "samplecrm_auth.js"),
+        "--mode",
+        "auth",
+        "--account",
+        f"@{account_file}",
+        "--format",
+        "json",
+        *flags,
+        env=env,
+    )
+    assert done.code == 1
+    assert done.document()["auth"] == {
+        "success": False,
+        "message": "Your username and password are incorrect.",
+    }
+
+
+async def test_process_script_prints_a_table(domo_hosts: DomoHosts) -> None:
+    flags, env = _reach(domo_hosts)
+    account = json.dumps({"username": USERNAME, "password": PASSWORD})
+    done = await gateway(
+        "script",
+        "run",
+        str(SCRIPTS / "samplecrm_process.js"),
+        "--report",
+        "Opportunities",
+        "--account",
+        account,
+        *flags,
+        env=env,
+    )
+    assert done.code == 0, done.stdout + done.stderr
+    assert "Account.Id | Account.Industry" in done.stdout
+    assert "Grand Hotels" in done.stdout
+    assert "(2 rows)" in done.stdout
+    assert "status: success" in done.stdout
+
+
+async def test_printed_salesforce_action_exits_1_with_the_line(domo_hosts: DomoHosts) -> None:
+    flags, env = _reach(domo_hosts)
+    done = await gateway(
+        "script",
+        "run",
+        str(SCRIPTS / "salesforce_stage_printed.js"),
+        "--account",
+        json.dumps({"accesstoken": ACCESS_TOKEN}),
+        "--format",
+        "json",
+        *flags,
+        env=env,
+    )
+    assert done.code == 1
+    error = done.document()["error"]
+    assert (error["code"], error["line"]) == ("syntax_error", 1)
+    assert domo_hosts.seen.salesforce == []
+
+
+async def test_salesforce_action_with_parameters_file(
+    domo_hosts: DomoHosts, tmp_path: Path
+) -> None:
+    flags, env = _reach(domo_hosts)
+    parameters = tmp_path / "parameters.json"
+    parameters.write_text(json.dumps({"Opportunity ID": "006X", "Stage Name": "Won"}))
+    done = await gateway(
+        "script",
+        "run",
+        str(SCRIPTS / "salesforce_stage.js"),
+        "--account",
+        json.dumps({"accesstoken": ACCESS_TOKEN}),
+        "--parameters",
+        f"@{parameters}",
+        "--format",
+        "json",
+        *flags,
+        env=env,
+    )
+    assert done.code == 0, done.stderr
+    assert done.document()["rows"] == [['{"status":204}']]
+
+
+async def test_state_file_persists_between_runs(tmp_path: Path) -> None:
+    script = tmp_path / "count.js"
+    script.write_text(
+        "var n = (DOMO.getState('runs') || 0) + 1; DOMO.setState('runs', n); DOMO.log(n);"
+    )
+    state = tmp_path / "state.json"
+    for expected in ("1", "2"):
+        done = await gateway(
+            "script", "run", str(script), "--state", str(state), "--format", "json"
+        )
+        assert done.code == 0, done.stderr
+        assert done.document()["logs"] == [expected]
+    assert json.loads(state.read_text()) == {"runs": 2}
+
+
+async def test_timeout_exits_1(tmp_path: Path) -> None:
+    script = tmp_path / "spin.js"
+    script.write_text("while (true) {}")
+    done = await gateway("script", "run", str(script), "--timeout", "0.5", "--format", "json")
+    assert done.code == 1
+    assert done.document()["status"] == "timeout"
+
+
+async def test_refused_host_exits_1(tmp_path: Path) -> None:
+    script = tmp_path / "exfiltrate.js"
+    script.write_text("httprequest.get('http://127.0.0.1:9/steal')")
+    done = await gateway(
+        "script", "run", str(script), "--format", "json", "--allow-host", "api.example.com"
+    )
+    assert done.code == 1
+    assert done.document()["error"]["code"] == "egress_refused"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--account", "{not json"], "--account: not valid JSON"),
+        (["--account", "[1, 2]"], "--account: must be a JSON object"),
+        (["--parameters", "@/nonexistent/params.json"], "--parameters: cannot read"),
+        (["--timeout", "0"], "--timeout must be between"),
+        (["--resolve", "nonsense"], "resolve"),
+    ],
+)
+async def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    script = tmp_path / "ok.js"
+    script.write_text("DOMO.log('ok')")
+    done = await gateway("script", "run", str(script), *args)
+    assert done.code == 2
+    assert message in done.stderr
+    assert done.stdout == ""
+
+
+async def test_missing_script_and_unknown_flag_exit_2(tmp_path: Path) -> None:
+    missing = await gateway("script", "run", str(tmp_path / "absent.js"))
+    assert missing.code == 2
+    assert "cannot read" in missing.stderr
+    unknown = await gateway("script", "run", str(tmp_path / "absent.js"), "--bogus")
+    assert unknown.code == 2
+
+
+async def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
+    script = tmp_path / "ok.js"
+    script.write_text("DOMO.log('ok')")
+    done = await gateway("script", "run", str(script), env={"GATEWAY_WORKERS": "many"})
+    assert done.code == 2
+    assert "GATEWAY_WORKERS" in done.stderr

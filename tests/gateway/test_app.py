@@ -1,0 +1,81 @@
+"""The service skeleton: the app factory and `gateway serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from http import HTTPStatus
+from pathlib import Path
+
+import aiohttp
+from pytest_aiohttp import AiohttpClient
+
+from gateway.app import create_app
+from gateway.keys import POOL
+from gateway.settings import Settings
+
+
+async def test_healthz_and_pool_lifecycle(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, workers=1))
+    client = await aiohttp_client(app)
+    response = await client.get("/healthz")
+    assert response.status == HTTPStatus.OK
+    assert await response.json() == {"status": "ok"}
+    assert app[POOL].stats().idle == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_gateway_serve_starts_with_no_configuration(tmp_path: Path) -> None:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"PATH": "/usr/bin:/bin", "GATEWAY_WORKERS": "1"},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        assert response.status == HTTPStatus.OK
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("gateway serve did not answer /healthz")
+        assert (tmp_path / "data").is_dir()
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=10)
+
+
+async def test_bad_setting_stops_serve_with_exit_2(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--data-dir",
+        str(tmp_path),
+        env={"PATH": "/usr/bin:/bin", "GATEWAY_PORT": "eighty"},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 2
+    assert b"GATEWAY_PORT" in stderr
