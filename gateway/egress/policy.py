@@ -394,6 +394,7 @@ MAX_HEADERS: Final = 100
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _VALUE_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_FULLY_ENCODED: Final = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
 
 
 class InvalidRequestError(ValueError):
@@ -429,8 +430,12 @@ def validate_url(url: str) -> URL:
         raise InvalidRequestError(f"URL is longer than {MAX_URL_LENGTH} characters")
     if _CONTROL.search(url):
         raise InvalidRequestError("URL contains a control character (CR, LF, NUL, ...)")
+    text = url.strip().replace(" ", "%20")  # as browsers do, also in the query (not `+`)
     try:
-        parsed = URL(url.strip())
+        # A URL the script already encoded is sent byte for byte (scripts sign exact query
+        # strings); anything else is percent-encoded the way a browser would.
+        parsed = URL(text, encoded=_FULLY_ENCODED.fullmatch(text) is not None)
+        _ = parsed.explicit_port  # an encoded URL's port is only checked when read
     except (ValueError, UnicodeError):
         raise InvalidRequestError("URL is not valid") from None
     if parsed.scheme.lower() not in ("http", "https"):

@@ -29,13 +29,17 @@ const RUN = {
   chunkRows: 10000,
   resultRows: 10000,
   ended: false,   // a result was already reported (datagrid.error, bad_cell, a cap)
+  finishing: false,  // the script is over: errors now have no script line
   error: null,
   auth: null,
 };
 
 function lineOf(err) {
+  if (RUN.finishing) return null;
   const stack = err && typeof err === 'object' ? String(err.stack || '') : '';
-  const match = /<input>:(\d+)/.exec(stack);
+  // A frame is `at name (<input>:line:column)`. A bare `at <input>:line:column` is a source
+  // position: the script's own parse error, or the position inside a JSON text.
+  const match = isParseError(err) ? /<input>:(\d+)/.exec(stack) : /\(<input>:(\d+):\d+\)/.exec(stack);
   return match ? Number(match[1]) : null;
 }
 
@@ -274,12 +278,14 @@ lazy('clone', ['structuredClone']);
 
 // --- the run itself ---------------------------------------------------------------------
 function isParseError(error) {
-  // A parse error happens before the script's first statement: its stack has no frame
-  // inside the script, only the position. A SyntaxError thrown while running (JSON.parse)
-  // has frames.
+  // A parse error of the script happens in the eval call itself, before its first statement:
+  // its stack is the position, then `eval`, then runScript. A SyntaxError thrown while the
+  // script runs (JSON.parse, a nested eval) has other frames between.
   if (!(error instanceof SyntaxError)) return false;
-  const first = String(error.stack || '').split('\n')[0];
-  return /^\s*at <input>:\d+:\d+\s*$/.test(first);
+  const frames = String(error.stack || '').split('\n');
+  return /^\s*at <input>:\d+:\d+\s*$/.test(frames[0])
+    && /^\s*at eval \(native\)/.test(frames[1] || '')
+    && /^\s*at runScript /.test(frames[2] || '');
 }
 
 function classify(error) {
@@ -307,7 +313,7 @@ function record(error) {
   if (!RUN.ended && !RUN.error) RUN.error = classify(error);
 }
 
-globalThis.__gw_run = function (script, runJson) {
+globalThis.__gw_run = function runScript(script, runJson) {
   const run = parse(runJson);
   RUN.mode = run.mode;
   RUN.chunkRows = run.chunkRows;
@@ -323,6 +329,7 @@ globalThis.__gw_run = function (script, runJson) {
 globalThis.__gw_finish = function () {
   if (RUN.ended) return null;
   let grid = { columns: [], rows: [] };
+  RUN.finishing = true;
   if (!RUN.error) {
     try { grid = gridFinish(); } catch (error) { if (RUN.ended) return null; record(error); }
   }
