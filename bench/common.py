@@ -101,9 +101,18 @@ def median(values: Sequence[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def verdict(passed: bool) -> str:
-    """The status column of a row with a target."""
-    return "PASS" if passed else "MISS"
+def at_most(value: float, target: float) -> str:
+    """PASS/MISS of a value that must not exceed `target` ("n/a" without a value)."""
+    if math.isnan(value):
+        return "n/a"
+    return "PASS" if value <= target else "MISS"
+
+
+def at_least(value: float, target: float) -> str:
+    """PASS/MISS of a value that must reach `target` ("n/a" without a value)."""
+    if math.isnan(value):
+        return "n/a"
+    return "PASS" if value >= target else "MISS"
 
 
 def cut_note(budget: Budget, done: int, wanted: int) -> str:

@@ -24,6 +24,7 @@ LAZY_SOURCES: Final = {
     "url": "lazy/url.js",
     "encoding": "lazy/encoding.js",
     "clone": "lazy/clone.js",
+    "magic": "lazy/magic.js",
 }
 _RUN_ENDED: Final = json.dumps(
     {"t": "reply", "error": {"code": "run_ended", "message": "the run has already ended"}}

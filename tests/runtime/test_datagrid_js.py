@@ -21,7 +21,7 @@ from runtime.textformats import parse_csv, parse_xml
 # Mirrors core.js: `fail` reports once (first error wins) and always throws; `api` names the
 # public datagrid function passed as `above`, so tests can check which one ended the run.
 STUB = r"""
-const H = { emit: __t_emit, util: __t_util };
+const H = { emit: __t_emit, util: __t_util, source: __t_source };
 const RUN = { chunkRows: 10000, resultRows: null, ended: false };
 function lineOf(err) {
   const m = /<input>:(\d+)/.exec(String(err.stack || ''));
@@ -71,6 +71,7 @@ globalThis.__t_finish = function () {
 """
 
 DATAGRID_JS = (resources.files("runtime") / "js" / "datagrid.js").read_text(encoding="utf-8")
+MAGIC_JS = (resources.files("runtime") / "js" / "lazy" / "magic.js").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -118,6 +119,7 @@ def run_grid(
     chunks: list[dict[str, Any]] = []
     fatal: list[dict[str, Any]] = []
     context.add_callable("__t_emit", lambda text: chunks.append(json.loads(text)))
+    context.add_callable("__t_source", lambda name: MAGIC_JS if name == "magic" else "")
     context.add_callable("__t_fatal", lambda text: fatal.append(json.loads(text)))
     context.add_callable("__t_util", _util)
     context.eval("(function () {\n" + STUB + DATAGRID_JS + HARNESS + "\n})();")
@@ -157,6 +159,7 @@ def test_type_constants_are_the_type_names() -> None:
     script = "globalThis.out = [" + ",".join(f"datagrid.DATA_TYPE_{n}" for n in names) + "];"
     context = quickjs.Context()
     context.add_callable("__t_emit", lambda text: None)
+    context.add_callable("__t_source", lambda name: MAGIC_JS if name == "magic" else "")
     context.add_callable("__t_fatal", lambda text: None)
     context.add_callable("__t_util", _util)
     context.eval("(function () {\n" + STUB + DATAGRID_JS + "\n})();")
