@@ -4,23 +4,42 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from aiohttp import web
 
 from gateway.egress import AddressPolicy, EgressClient
-from gateway.keys import EGRESS, POOL, SETTINGS
+from gateway.keys import EGRESS, METRICS, OPENAPI, POOL, SETTINGS
+from gateway.metrics import Metrics
+from gateway.middlewares import problems, request_context
+from gateway.routes import register_routes
 from gateway.settings import Settings
 from runtime.pool import PoolConfig, WorkerPool
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the gateway application for `settings`."""
-    app = web.Application()
+    app = web.Application(
+        # Order matters: the request context (id, log line, metrics) wraps everything, so
+        # even a problem rendered below is logged and counted with its final status.
+        middlewares=[request_context, problems],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_openapi_document)
     app.cleanup_ctx.append(_worker_pool)
     app.cleanup_ctx.append(_egress_client)
-    app.router.add_get("/healthz", _healthz)
+    register_routes(app)
     return app
+
+
+@asynccontextmanager
+async def _openapi_document(app: web.Application) -> AsyncIterator[None]:
+    app[OPENAPI] = (resources.files("gateway") / "openapi.yaml").read_bytes()
+    yield
 
 
 @asynccontextmanager
@@ -57,7 +76,3 @@ def egress_client_for(settings: Settings) -> EgressClient:
     )
     ca_file = str(settings.egress_ca_file) if settings.egress_ca_file else None
     return EgressClient(policy, ca_file=ca_file)
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})

@@ -1,4 +1,4 @@
-"""Typed keys for everything the application shares (no string keys, no globals)."""
+"""Typed keys for everything the application and a request share (no string keys)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ from typing import Final
 from aiohttp import web
 
 from gateway.egress import EgressClient
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 from runtime.pool import WorkerPool
 
 SETTINGS: Final = web.AppKey("settings", Settings)
+METRICS: Final = web.AppKey("metrics", Metrics)
 POOL: Final = web.AppKey("pool", WorkerPool)
 EGRESS: Final = web.AppKey("egress", EgressClient)
+OPENAPI: Final = web.AppKey("openapi", bytes)
+
+REQUEST_ID: Final = web.RequestKey("request_id", str)

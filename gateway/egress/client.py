@@ -16,7 +16,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
-from urllib.parse import quote, quote_plus, unquote_plus
 
 from aiohttp import (
     ClientConnectorCertificateError,
@@ -49,8 +48,10 @@ from gateway.egress.policy import (
     validate_method,
     validate_url,
 )
+from gateway.redaction import is_secret_name
 from runtime.host import HostCallError, HttpRequest, HttpResponse
 from runtime.model import HttpTraceEntry
+from runtime.redact import REDACTED, Redactor
 
 # The refusals seen while the current task connects; set per hop by `EgressSession`
 # so a refusal is recognised whatever way aiohappyeyeballs wraps the OSError.
@@ -229,15 +230,6 @@ class EgressClient:
 
 # --- one run's view ----------------------------------------------------------------------
 
-REDACTED: Final = "[redacted]"
-SECRET_QUERY_KEYS: Final = frozenset(
-    {"key", "code", "sig", "auth", "session", "password", "passwd", "pwd", "signature"}
-)
-# A query key containing one of these is secret-looking too (access_token, client_secret).
-_SECRET_KEY_PARTS: Final = (
-    "token", "secret", "passw", "apikey", "api_key", "api-key", "signature", "credential",
-    "session", "auth",
-)  # fmt: skip
 _CROSS_ORIGIN_SAFE: Final = frozenset(
     {"accept", "accept-language", "accept-encoding", "user-agent"}
 )
@@ -257,16 +249,12 @@ _DEFAULT_BODY_TYPE: Final = "text/plain;charset=UTF-8"
 
 
 def _secret_key(name: str) -> bool:
-    key = unquote_plus(name).strip().lower()
-    return key in SECRET_QUERY_KEYS or any(part in key for part in _SECRET_KEY_PARTS)
+    return is_secret_name(name)
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:
-    """Replace every secret (plain or percent-encoded) in `text` by `[redacted]`."""
-    variants = {v for s in secrets if s for v in (s, quote(s, safe=""), quote_plus(s), quote(s))}
-    for variant in sorted(variants, key=len, reverse=True):
-        text = text.replace(variant, REDACTED)
-    return text
+    """Replace every secret of the run (plain or encoded) in `text` by `[redacted]`."""
+    return Redactor(secrets).text(text)
 
 
 def redact_url(url: URL, secrets: Sequence[str] = ()) -> str:

@@ -9,6 +9,8 @@ from http import HTTPStatus
 from pathlib import Path
 
 import aiohttp
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application, Request
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
@@ -79,3 +81,24 @@ async def test_bad_setting_stops_serve_with_exit_2(tmp_path: Path) -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 2
     assert b"GATEWAY_PORT" in stderr
+
+
+async def test_metrics_count_requests_by_route_and_workers(
+    client: TestClient[Request, Application],
+) -> None:
+    await client.get("/healthz")
+    await client.get("/no/such/path")
+    response = await client.get("/metrics")
+    assert response.status == HTTPStatus.OK
+    text = await response.text()
+    assert 'gateway_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert 'gateway_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert 'gateway_workers{state="idle"} 1.0' in text
+    assert "gateway_run_queue_waiting 0.0" in text
+    assert "gateway_http_request_duration_seconds_bucket" in text
+
+
+async def test_readyz_reports_the_workers(client: TestClient[Request, Application]) -> None:
+    response = await client.get("/readyz")
+    assert response.status == HTTPStatus.OK
+    assert await response.json() == {"status": "ready", "workers": 1}

@@ -1,0 +1,97 @@
+"""The middlewares, in the order `create_app` installs them (outermost first)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Final
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.keys import METRICS, REQUEST_ID
+from gateway.problems import HTTP_EXCEPTION_CODES, ProblemError, problem_response
+
+log = structlog.get_logger(__name__)
+
+_CLIENT_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (`/api/v1/runs/{id}`), never the raw path (bounded metric labels)."""
+    route = request.match_info.route
+    resource = route.resource
+    if resource is None:
+        return "unmatched"
+    return resource.canonical
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request an id, bind it to every log line, and log and count the request."""
+    supplied = request.headers.get("X-Request-ID", "")
+    request_id = supplied if _CLIENT_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        request_id=request_id, method=request.method, path=request.path
+    )
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = route_label(request)
+        request.app[METRICS].observe_request(route, request.method, status, elapsed)
+        log.info(
+            "request_finished", route=route, status=status, duration_ms=round(elapsed * 1000, 2)
+        )
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every error as `application/problem+json` (SPEC 4)."""
+    instance = request.path
+    try:
+        return await handler(request)
+    except ProblemError as exc:
+        log.info("request_refused", code=exc.code, status=int(exc.status))
+        return problem_response(
+            exc.code,
+            exc.detail,
+            instance=instance,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and successes raised as exceptions pass through
+        code = HTTP_EXCEPTION_CODES.get(exc.status, "bad_request")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return problem_response(code, _http_detail(exc), instance=instance, headers=headers)
+    except Exception:
+        request_id = request.get(REQUEST_ID, "")
+        log.exception("request_failed")
+        return problem_response(
+            "internal_error",
+            f"an internal error occurred; quote request id {request_id} when reporting it",
+            instance=instance,
+            extra={"request_id": request_id},
+        )
+
+
+def _http_detail(exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return "no such resource"
+    if exc.status == 405:
+        return "this method is not allowed here"
+    if exc.status == 413:
+        return "the request body is too large"
+    return exc.reason

@@ -1,0 +1,12 @@
+"""Every endpoint module's `register` function, collected in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.routes import ops
+
+
+def register_routes(app: web.Application) -> None:
+    """Add every route of the gateway to `app`."""
+    ops.register(app)
