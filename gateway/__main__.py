@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway import scriptrun
+from gateway import admin, scriptrun
 from gateway.app import create_app
 from gateway.logconfig import configure_logging
 from gateway.settings import Settings, SettingsError, load_settings
@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir", type=Path)
+
+    admin.add_arguments(commands.add_parser("admin", help="operator commands"))
 
     script = commands.add_parser("script", help="work with connector scripts locally")
     script_commands = script.add_subparsers(dest="script_command", required=True)
@@ -43,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(load_settings(host=args.host, port=args.port, data_dir=args.data_dir))
+        if args.command == "admin":
+            return admin.run_command(args, load_settings(data_dir=args.data_dir))
         settings = load_settings()
     except SettingsError as exc:
         sys.stderr.write(f"gateway: invalid setting: {exc}\n")

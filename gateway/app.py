@@ -8,12 +8,16 @@ from importlib import resources
 
 from aiohttp import web
 
+from gateway.auth import authenticate
 from gateway.egress import AddressPolicy, EgressClient
-from gateway.keys import EGRESS, METRICS, OPENAPI, POOL, SETTINGS
+from gateway.identity.service import IdentityService
+from gateway.keys import EGRESS, ENGINE, IDENTITY, METRICS, OPENAPI, POOL, SETTINGS
 from gateway.metrics import Metrics
 from gateway.middlewares import problems, request_context
 from gateway.routes import register_routes
 from gateway.settings import Settings
+from gateway.store.engine import create_engine, database_url_for
+from gateway.store.migrate import upgrade
 from runtime.pool import PoolConfig, WorkerPool
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -23,14 +27,16 @@ def create_app(settings: Settings) -> web.Application:
     """Build the gateway application for `settings`."""
     app = web.Application(
         # Order matters: the request context (id, log line, metrics) wraps everything, so
-        # even a problem rendered below is logged and counted with its final status.
-        middlewares=[request_context, problems],
+        # even a problem rendered below is logged and counted with its final status; problem
+        # rendering wraps authentication, so a refused token is a proper 401 problem.
+        middlewares=[request_context, problems, authenticate],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_openapi_document)
     app.cleanup_ctx.append(_worker_pool)
+    app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_egress_client)
     register_routes(app)
     return app
@@ -55,6 +61,20 @@ async def _worker_pool(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url_for(settings.database_url, settings.data_dir))
+    try:
+        await upgrade(engine)
+        app[ENGINE] = engine
+        app[IDENTITY] = IdentityService(engine)
+        yield
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Final
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.egress import EgressClient
+from gateway.identity.principal import Principal
+from gateway.identity.service import IdentityService
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from runtime.pool import WorkerPool
@@ -16,5 +19,8 @@ METRICS: Final = web.AppKey("metrics", Metrics)
 POOL: Final = web.AppKey("pool", WorkerPool)
 EGRESS: Final = web.AppKey("egress", EgressClient)
 OPENAPI: Final = web.AppKey("openapi", bytes)
+ENGINE: Final = web.AppKey("engine", AsyncEngine)
+IDENTITY: Final = web.AppKey("identity", IdentityService)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
+PRINCIPAL: Final = web.RequestKey("principal", Principal)

@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.errors import GatewayError
 from gateway.keys import METRICS, REQUEST_ID
 from gateway.problems import HTTP_EXCEPTION_CODES, ProblemError, problem_response
 
@@ -60,6 +61,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     instance = request.path
     try:
         return await handler(request)
+    except GatewayError as exc:
+        log.info("request_refused", code=exc.code)
+        return problem_response(exc.code, exc.detail, instance=instance)
     except ProblemError as exc:
         log.info("request_refused", code=exc.code, status=int(exc.status))
         return problem_response(

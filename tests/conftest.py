@@ -57,4 +57,4 @@ async def run_script(
     return await pool.run(make_request(script, **options), host or Host())  # type: ignore[arg-type]
 
 
-pytest_plugins = ["tests.domo_fakes"]
+pytest_plugins = ["tests.domo_fakes", "tests.dbfixtures"]

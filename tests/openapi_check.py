@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,7 +21,12 @@ SPEC_PATH = Path(__file__).parent.parent / "openapi.yaml"
 def spec() -> OpenAPI:
     """The parsed document (parsed once per test session)."""
     # openapi-core reads JSON and text; the document itself is served as YAML.
-    config = Config(extra_media_type_deserializers={"application/yaml": yaml.safe_load})
+    config = Config(
+        extra_media_type_deserializers={
+            "application/yaml": yaml.safe_load,
+            "application/problem+json": json.loads,
+        }
+    )
     return OpenAPI.from_file_path(str(SPEC_PATH), config=config)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import ops
+from gateway.routes import identity, ops
 
 
 def register_routes(app: web.Application) -> None:
     """Add every route of the gateway to `app`."""
     ops.register(app)
+    identity.register(app)

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from gateway.identity.principal import Role
+from gateway.identity.service import IdentityService
+from gateway.store.engine import create_engine, database_url_for
 from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, USERNAME, DomoHosts
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
@@ -249,3 +252,41 @@ async def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
     done = await gateway("script", "run", str(script), env={"GATEWAY_WORKERS": "many"})
     assert done.code == 2
     assert "GATEWAY_WORKERS" in done.stderr
+
+
+async def test_admin_bootstrap_prints_a_working_token_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = await gateway(
+        "admin",
+        "bootstrap",
+        "--customer",
+        "acme",
+        "--email",
+        "Root@Acme.test",
+        "--data-dir",
+        str(data),
+    )
+    assert first.code == 0, first.stderr
+    token = first.stdout.strip().splitlines()[-1]
+    assert token.startswith("gw_")
+    assert "root@acme.test" in first.stderr
+    second = await gateway(
+        "admin",
+        "bootstrap",
+        "--customer",
+        "other",
+        "--email",
+        "x@other.test",
+        "--data-dir",
+        str(data),
+    )
+    assert second.code == 1
+    assert "bootstrapped already" in second.stderr
+    assert second.stdout == ""
+    engine = create_engine(database_url_for(None, data))
+    try:
+        principal = await IdentityService(engine).authenticate(token)
+    finally:
+        await engine.dispose()
+    assert principal is not None
+    assert principal.role is Role.PLATFORM_ADMIN

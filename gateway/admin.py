@@ -1,0 +1,52 @@
+"""`gateway admin ...`: operator commands that work on the store directly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from gateway.errors import Conflict
+from gateway.identity.service import IdentityService
+from gateway.settings import Settings
+from gateway.store.engine import create_engine, database_url_for
+from gateway.store.migrate import upgrade
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the `admin` subcommands."""
+    commands = parser.add_subparsers(dest="admin_command", required=True)
+    bootstrap = commands.add_parser(
+        "bootstrap", help="create the first customer, a platform admin and its token"
+    )
+    bootstrap.add_argument("--customer", required=True, help="the first customer's name")
+    bootstrap.add_argument("--email", required=True, help="the platform admin's email")
+    bootstrap.add_argument("--data-dir", type=Path)
+
+
+async def _bootstrap(settings: Settings, customer: str, email: str) -> str:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url_for(settings.database_url, settings.data_dir))
+    try:
+        await upgrade(engine)
+        admin, token = await IdentityService(engine).bootstrap(customer, email)
+    finally:
+        await engine.dispose()
+    sys.stderr.write(
+        f"created customer {customer!r} and platform admin {admin.email} ({admin.id}); "
+        "the token below is shown once\n"
+    )
+    return token
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run an admin subcommand; returns the exit code."""
+    try:
+        token = asyncio.run(_bootstrap(settings, args.customer, args.email))
+    except Conflict as exc:
+        sys.stderr.write(f"gateway admin bootstrap: {exc.detail}\n")
+        return 1
+    # Alone on the last line of stdout, so scripts can take it with `tail -n 1`.
+    sys.stdout.write(token + "\n")
+    return 0

@@ -1,0 +1,1 @@
+"""Identity: customers, users, roles, API tokens and the authenticated principal."""

@@ -1,0 +1,245 @@
+"""Customers, users and API tokens in the metadata store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import Conflict, NotFound
+from gateway.identity.principal import Principal, Role
+from gateway.identity.tokens import digests_match, looks_like_token, new_token, token_digest
+from gateway.store.ids import new_id
+from gateway.store.paging import paginate
+from gateway.store.tables import api_tokens, customers, users, utcnow
+
+# Recording every use would make each request a write; a minute's precision is enough.
+LAST_USED_PRECISION: Final = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A tenant."""
+
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user of one customer."""
+
+    id: str
+    customer_id: str
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An API token without its secret."""
+
+    id: str
+    user_id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class IdentityService:
+    """Creates and looks up customers, users and tokens; authenticates tokens."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create_customer(self, name: str) -> Customer:
+        """Create a customer.
+
+        Raises:
+            Conflict: the name is taken.
+        """
+        customer = Customer(new_id(), name, utcnow())
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    insert(customers).values(
+                        id=customer.id, name=customer.name, created_at=customer.created_at
+                    )
+                )
+        except IntegrityError:
+            raise Conflict(f"a customer named {name!r} exists already") from None
+        return customer
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        """The customer with this id.
+
+        Raises:
+            NotFound: no such customer.
+        """
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(select(customers).where(customers.c.id == customer_id))
+            ).first()
+        if row is None:
+            raise NotFound("no such customer")
+        return Customer(row.id, row.name, row.created_at)
+
+    async def create_user(self, customer_id: str, email: str, name: str, role: Role) -> User:
+        """Create a user of `customer_id`.
+
+        Raises:
+            NotFound: no such customer.
+            Conflict: the email is taken within the customer.
+        """
+        await self.get_customer(customer_id)
+        user = User(new_id(), customer_id, email.strip().lower(), name, role, utcnow())
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    insert(users).values(
+                        id=user.id,
+                        customer_id=customer_id,
+                        email=user.email,
+                        name=name,
+                        role=role.value,
+                        created_at=user.created_at,
+                    )
+                )
+        except IntegrityError:
+            raise Conflict(f"a user with email {user.email!r} exists already") from None
+        return user
+
+    async def get_user(self, customer_id: str, user_id: str) -> User:
+        """A user of `customer_id` (another customer's user is not found).
+
+        Raises:
+            NotFound: no such user in this customer.
+        """
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(users).where(users.c.id == user_id, users.c.customer_id == customer_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound("no such user")
+        return User(row.id, row.customer_id, row.email, row.name, Role(row.role), row.created_at)
+
+    async def issue_token(self, user: User, name: str) -> tuple[TokenInfo, str]:
+        """A new token for `user`; the token itself is returned once and never stored."""
+        token, digest = new_token()
+        info = TokenInfo(new_id(), user.id, name, utcnow(), None, None)
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                insert(api_tokens).values(
+                    id=info.id,
+                    customer_id=user.customer_id,
+                    user_id=user.id,
+                    name=name,
+                    token_hash=digest,
+                    created_at=info.created_at,
+                )
+            )
+        return info, token
+
+    async def list_tokens(
+        self, user: User, limit: int, cursor: str | None
+    ) -> tuple[list[TokenInfo], str | None]:
+        """A page of `user`'s tokens, oldest first."""
+        query = select(api_tokens).where(
+            api_tokens.c.customer_id == user.customer_id, api_tokens.c.user_id == user.id
+        )
+        async with self._engine.connect() as connection:
+            rows, next_cursor = await paginate(connection, query, api_tokens.c.id, limit, cursor)
+        items = [
+            TokenInfo(r.id, r.user_id, r.name, r.created_at, r.last_used_at, r.revoked_at)
+            for r in rows
+        ]
+        return items, next_cursor
+
+    async def revoke_token(self, user: User, token_id: str) -> None:
+        """Revoke one of `user`'s tokens (revoking twice is harmless).
+
+        Raises:
+            NotFound: `user` has no such token.
+        """
+        async with self._engine.begin() as connection:
+            found = (
+                await connection.execute(
+                    select(api_tokens.c.id).where(
+                        api_tokens.c.id == token_id,
+                        api_tokens.c.user_id == user.id,
+                        api_tokens.c.customer_id == user.customer_id,
+                    )
+                )
+            ).first()
+            if found is None:
+                raise NotFound("no such token")
+            await connection.execute(
+                update(api_tokens)
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """The principal of a valid, unrevoked token, or None."""
+        if not looks_like_token(token):
+            return None
+        digest = token_digest(token)
+        query = (
+            select(
+                api_tokens.c.id,
+                api_tokens.c.token_hash,
+                api_tokens.c.last_used_at,
+                users.c.id.label("user_id"),
+                users.c.customer_id,
+                users.c.role,
+            )
+            .join(
+                users,
+                and_(
+                    users.c.id == api_tokens.c.user_id,
+                    users.c.customer_id == api_tokens.c.customer_id,
+                ),
+            )
+            .where(api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))
+        )
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        # The lookup is by digest; the comparison is repeated in constant time anyway.
+        if row is None or not digests_match(row.token_hash, token):
+            return None
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > LAST_USED_PRECISION:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
+                )
+        return Principal(row.user_id, row.customer_id, Role(row.role), token_id=row.id)
+
+    async def bootstrap(self, customer_name: str, email: str) -> tuple[User, str]:
+        """Create the first customer, its platform admin and a token; only once.
+
+        Raises:
+            Conflict: a platform admin exists already.
+        """
+        async with self._engine.connect() as connection:
+            existing = (
+                await connection.execute(
+                    select(users.c.id).where(users.c.role == Role.PLATFORM_ADMIN.value).limit(1)
+                )
+            ).first()
+        if existing is not None:
+            raise Conflict("the gateway is bootstrapped already: a platform admin exists")
+        customer = await self.create_customer(customer_name)
+        admin = await self.create_user(customer.id, email, email, Role.PLATFORM_ADMIN)
+        _, token = await self.issue_token(admin, "bootstrap")
+        return admin, token
