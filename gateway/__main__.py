@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(load_settings(host=args.host, port=args.port, data_dir=args.data_dir))
         if args.command == "admin":
-            return admin.run_command(args, load_settings(data_dir=args.data_dir))
+            data_dir = getattr(args, "data_dir", None)
+            return admin.run_command(args, load_settings(data_dir=data_dir))
         settings = load_settings()
     except SettingsError as exc:
         sys.stderr.write(f"gateway: invalid setting: {exc}\n")

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from gateway.crypto import new_key_entry
 from gateway.errors import Conflict
 from gateway.identity.service import IdentityService
 from gateway.settings import Settings
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bootstrap.add_argument("--customer", required=True, help="the first customer's name")
     bootstrap.add_argument("--email", required=True, help="the platform admin's email")
     bootstrap.add_argument("--data-dir", type=Path)
+    commands.add_parser("generate-key", help="print a new encryption key entry")
 
 
 async def _bootstrap(settings: Settings, customer: str, email: str) -> str:
@@ -42,6 +44,13 @@ async def _bootstrap(settings: Settings, customer: str, email: str) -> str:
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run an admin subcommand; returns the exit code."""
+    if args.admin_command == "generate-key":
+        sys.stdout.write(new_key_entry() + "\n")
+        sys.stderr.write(
+            "put it first in GATEWAY_ENCRYPTION_KEYS (newest first), keep the old keys after "
+            "it, then run `gateway admin rotate-key`\n"
+        )
+        return 0
     try:
         token = asyncio.run(_bootstrap(settings, args.customer, args.email))
     except Conflict as exc:

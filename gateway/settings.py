@@ -9,6 +9,8 @@ from typing import Annotated, Final
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.crypto import KeyRing
+
 ENV_PREFIX: Final = "GATEWAY_"
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -44,6 +46,13 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _valid_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value:
+            KeyRing(value)  # raises KeyConfigError (a ValueError) naming the bad entry
         return value
 
 
