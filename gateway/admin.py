@@ -7,7 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway.crypto import new_key_entry
+from gateway.accounts.vault import RotationReport, rotate_secrets
+from gateway.crypto import load_keyring, new_key_entry
 from gateway.errors import Conflict
 from gateway.identity.service import IdentityService
 from gateway.settings import Settings
@@ -25,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bootstrap.add_argument("--email", required=True, help="the platform admin's email")
     bootstrap.add_argument("--data-dir", type=Path)
     commands.add_parser("generate-key", help="print a new encryption key entry")
+    rotate = commands.add_parser(
+        "rotate-key", help="re-encrypt every secret under the newest key (resumable)"
+    )
+    rotate.add_argument("--data-dir", type=Path)
 
 
 async def _bootstrap(settings: Settings, customer: str, email: str) -> str:
@@ -42,6 +47,16 @@ async def _bootstrap(settings: Settings, customer: str, email: str) -> str:
     return token
 
 
+async def _rotate(settings: Settings) -> RotationReport:
+    keyring, _ = load_keyring(settings.encryption_keys, settings.data_dir)
+    engine = create_engine(database_url_for(settings.database_url, settings.data_dir))
+    try:
+        await upgrade(engine)
+        return await rotate_secrets(engine, keyring)
+    finally:
+        await engine.dispose()
+
+
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run an admin subcommand; returns the exit code."""
     if args.admin_command == "generate-key":
@@ -49,6 +64,13 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(
             "put it first in GATEWAY_ENCRYPTION_KEYS (newest first), keep the old keys after "
             "it, then run `gateway admin rotate-key`\n"
+        )
+        return 0
+    if args.admin_command == "rotate-key":
+        report = asyncio.run(_rotate(settings))
+        sys.stdout.write(
+            f"re-encrypted {report.resealed} secrets ({report.skipped} changed meanwhile "
+            "and were left as their writer sealed them)\n"
         )
         return 0
     try:

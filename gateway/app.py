@@ -6,12 +6,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
+import structlog
 from aiohttp import web
 
+from gateway.accounts.service import AccountService
+from gateway.accounts.vault import SecretVault
 from gateway.auth import authenticate
+from gateway.connectors.runs import RunService
+from gateway.connectors.service import ConnectorService
+from gateway.crypto import KEY_FILE_NAME, load_keyring
 from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.service import IdentityService
-from gateway.keys import EGRESS, ENGINE, IDENTITY, METRICS, OPENAPI, POOL, SETTINGS
+from gateway.keys import (
+    ACCOUNTS,
+    CONNECTORS,
+    EGRESS,
+    ENGINE,
+    IDENTITY,
+    METRICS,
+    OPENAPI,
+    POOL,
+    RUNS,
+    SETTINGS,
+    VAULT,
+)
 from gateway.metrics import Metrics
 from gateway.middlewares import problems, request_context
 from gateway.routes import register_routes
@@ -21,6 +39,8 @@ from gateway.store.migrate import upgrade
 from runtime.pool import PoolConfig, WorkerPool
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -36,8 +56,9 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_openapi_document)
     app.cleanup_ctx.append(_worker_pool)
-    app.cleanup_ctx.append(_store)
+    # The egress client comes before the store: the run service built there uses both.
     app.cleanup_ctx.append(_egress_client)
+    app.cleanup_ctx.append(_store)
     register_routes(app)
     return app
 
@@ -67,11 +88,22 @@ async def _worker_pool(app: web.Application) -> AsyncIterator[None]:
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keyring, created = load_keyring(settings.encryption_keys, settings.data_dir)
+    if created:
+        log.warning(
+            "encryption_key_file_created",
+            path=str(settings.data_dir / KEY_FILE_NAME),
+            advice="set GATEWAY_ENCRYPTION_KEYS in production: this key lives beside the data",
+        )
     engine = create_engine(database_url_for(settings.database_url, settings.data_dir))
     try:
         await upgrade(engine)
+        app[VAULT] = vault = SecretVault(keyring)
+        app[ACCOUNTS] = AccountService(engine, vault)
         app[ENGINE] = engine
         app[IDENTITY] = IdentityService(engine)
+        app[CONNECTORS] = connectors = ConnectorService(engine)
+        app[RUNS] = RunService(engine, connectors, app[POOL], app[EGRESS])
         yield
     finally:
         await engine.dispose()

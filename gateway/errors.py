@@ -37,3 +37,37 @@ class Conflict(GatewayError):
     """The request conflicts with the current state (a duplicate name, a second bootstrap)."""
 
     code = "conflict"
+
+
+class ValidationFailed(GatewayError):
+    """A body that parses but breaks the rules (a field the connector does not declare)."""
+
+    code = "validation_failed"
+
+    def __init__(self, detail: str, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []
+
+
+class AccountNotAccessible(GatewayError):
+    """The account belongs to the caller's customer but is neither the caller's nor shared."""
+
+    code = "account_not_accessible"
+
+
+class ProviderMismatch(GatewayError):
+    """The account is for another data provider than the connector."""
+
+    code = "provider_mismatch"
+
+
+class CredentialsRejected(GatewayError):
+    """The connector's auth script refused the credentials; `detail` is its own message."""
+
+    code = "credentials_rejected"
+
+
+class AccountNeedsReauth(GatewayError):
+    """The account's OAuth grant is gone; the user must authorise again."""
+
+    code = "account_needs_reauth"

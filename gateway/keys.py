@@ -7,6 +7,10 @@ from typing import Final
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.accounts.service import AccountService
+from gateway.accounts.vault import SecretVault
+from gateway.connectors.runs import RunService
+from gateway.connectors.service import ConnectorService
 from gateway.egress import EgressClient
 from gateway.identity.principal import Principal
 from gateway.identity.service import IdentityService
@@ -21,6 +25,10 @@ EGRESS: Final = web.AppKey("egress", EgressClient)
 OPENAPI: Final = web.AppKey("openapi", bytes)
 ENGINE: Final = web.AppKey("engine", AsyncEngine)
 IDENTITY: Final = web.AppKey("identity", IdentityService)
+CONNECTORS: Final = web.AppKey("connectors", ConnectorService)
+RUNS: Final = web.AppKey("runs", RunService)
+VAULT: Final = web.AppKey("vault", SecretVault)
+ACCOUNTS: Final = web.AppKey("accounts", AccountService)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ValidationFailed
 from gateway.keys import METRICS, REQUEST_ID
 from gateway.problems import HTTP_EXCEPTION_CODES, ProblemError, problem_response
 
@@ -63,7 +63,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     except GatewayError as exc:
         log.info("request_refused", code=exc.code)
-        return problem_response(exc.code, exc.detail, instance=instance)
+        errors = exc.errors if isinstance(exc, ValidationFailed) else None
+        return problem_response(exc.code, exc.detail, instance=instance, errors=errors)
     except ProblemError as exc:
         log.info("request_refused", code=exc.code, status=int(exc.status))
         return problem_response(

@@ -39,6 +39,7 @@ import pytest
 from sqlalchemy import delete, insert, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+import gateway.store.schema  # noqa: F401  (registers every table module on `metadata`)
 from gateway.store import create_engine, new_id, upgrade, utcnow
 from gateway.store.tables import customers, metadata, users
 

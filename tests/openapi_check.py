@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest, AIOHTTPOpenAPIWebResponse
+from openapi_core.deserializing.media_types.util import plain_loads
 from openapi_core.templating.paths.exceptions import PathNotFound
 
 SPEC_PATH = Path(__file__).parent.parent / "openapi.yaml"
@@ -25,6 +26,8 @@ def spec() -> OpenAPI:
         extra_media_type_deserializers={
             "application/yaml": yaml.safe_load,
             "application/problem+json": json.loads,
+            # Scripts are served as JavaScript text (connector scripts).
+            "application/javascript": plain_loads,
         }
     )
     return OpenAPI.from_file_path(str(SPEC_PATH), config=config)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import identity, ops
+from gateway.routes import connectors, identity, ops, runs
 
 
 def register_routes(app: web.Application) -> None:
     """Add every route of the gateway to `app`."""
     ops.register(app)
     identity.register(app)
+    connectors.register(app)
+    runs.register(app)

@@ -12,8 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store import create_engine, current_revision, head_revision, metadata, upgrade
+from gateway.store import create_engine, current_revision, head_revision, upgrade
 from gateway.store.migrate import alembic_config
+from gateway.store.schema import metadata
 
 ROOT = Path(__file__).parent.parent.parent
 

@@ -1,0 +1,1 @@
+"""Accounts: a user's stored, encrypted credentials for one data provider."""

@@ -1,0 +1,315 @@
+"""Accounts: create (after the connector's auth script accepts them), read, share, use in runs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.accounts.fields import check_credentials, field_specs, split_secret
+from gateway.accounts.tables import account_shares, accounts
+from gateway.accounts.vault import SecretVault
+from gateway.errors import (
+    AccountNotAccessible,
+    CredentialsRejected,
+    Forbidden,
+    NotFound,
+    ProviderMismatch,
+)
+from gateway.identity.principal import Principal
+from gateway.store.ids import new_id
+from gateway.store.paging import paginate
+from gateway.store.tables import users, utcnow
+
+CredentialCheck = Callable[[dict[str, str]], Awaitable[tuple[bool, str | None]]]
+"""Runs the connector's auth script on credentials: (accepted, the script's message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """What accounts need of a connector: its data-provider key and its fields."""
+
+    key: str
+    auth_method: str
+    account_fields: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account without its secrets."""
+
+    id: str
+    customer_id: str
+    owner_id: str
+    connector_key: str
+    name: str
+    auth_method: str
+    status: str
+    fields: dict[str, str]
+    secret_fields: list[str]
+    token_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    shared_with: list[str] = field(default_factory=list)
+
+
+def _account(row: Any, shared_with: list[str] | None = None) -> Account:
+    return Account(
+        row.id,
+        row.customer_id,
+        row.owner_id,
+        row.connector_key,
+        row.name,
+        row.auth_method,
+        row.status,
+        dict(row.fields),
+        list(row.secret_fields),
+        row.token_expires_at,
+        row.created_at,
+        row.updated_at,
+        shared_with or [],
+    )
+
+
+class AccountService:
+    """Stored credentials per user and data provider, secrets sealed by the vault."""
+
+    def __init__(self, engine: AsyncEngine, vault: SecretVault) -> None:
+        self._engine = engine
+        self._vault = vault
+
+    async def create(
+        self,
+        principal: Principal,
+        provider: Provider,
+        name: str,
+        credentials: Mapping[str, Any],
+        check: CredentialCheck,
+    ) -> Account:
+        """Validate credentials with the connector's auth script, then store them.
+
+        Raises:
+            ValidationFailed: the credentials do not match the connector's fields.
+            CredentialsRejected: the auth script refused them (its message is the detail).
+        """
+        values = check_credentials(provider.auth_method, provider.account_fields, credentials)
+        accepted, message = await check(values)
+        if not accepted:
+            raise CredentialsRejected(message or "the credentials were rejected")
+        plain, secret = split_secret(
+            field_specs(provider.auth_method, provider.account_fields), values
+        )
+        now = utcnow()
+        account_id = new_id()
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                insert(accounts).values(
+                    id=account_id,
+                    customer_id=principal.customer_id,
+                    owner_id=principal.user_id,
+                    connector_key=provider.key,
+                    name=name,
+                    auth_method=provider.auth_method,
+                    status="valid",
+                    fields=plain,
+                    secret_fields=sorted(secret),
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await self._vault.store(connection, principal.customer_id, account_id, secret)
+        return await self.get(principal, account_id)
+
+    async def get(self, principal: Principal, account_id: str) -> Account:
+        """An account the caller may use or manage.
+
+        Raises:
+            NotFound: no such account in the caller's customer.
+            AccountNotAccessible: it exists in the customer but is not the caller's.
+        """
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(accounts).where(
+                        accounts.c.id == account_id,
+                        accounts.c.customer_id == principal.customer_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound("no such account")
+            shared = list(
+                (
+                    await connection.execute(
+                        select(account_shares.c.user_id).where(
+                            account_shares.c.account_id == account_id
+                        )
+                    )
+                ).scalars()
+            )
+        account = _account(row, shared)
+        if not self._may_use(principal, account):
+            raise AccountNotAccessible("the account is neither yours nor shared with you")
+        return account
+
+    @staticmethod
+    def _may_use(principal: Principal, account: Account) -> bool:
+        return (
+            account.owner_id == principal.user_id
+            or principal.user_id in account.shared_with
+            or principal.is_admin_of(account.customer_id)
+        )
+
+    async def _managed(self, principal: Principal, account_id: str) -> Account:
+        account = await self.get(principal, account_id)
+        if account.owner_id != principal.user_id and not principal.is_admin_of(account.customer_id):
+            raise Forbidden("only the account's owner and its customer's admins change it")
+        return account
+
+    async def list(
+        self, principal: Principal, limit: int, cursor: str | None
+    ) -> tuple[list[Account], str | None]:
+        """The caller's own accounts and those shared with it (all of the customer's for admins)."""
+        query = select(accounts).where(accounts.c.customer_id == principal.customer_id)
+        if not principal.is_admin_of(principal.customer_id):
+            shared = select(account_shares.c.account_id).where(
+                account_shares.c.user_id == principal.user_id
+            )
+            query = query.where(
+                or_(accounts.c.owner_id == principal.user_id, accounts.c.id.in_(shared))
+            )
+        async with self._engine.connect() as connection:
+            rows, next_cursor = await paginate(connection, query, accounts.c.id, limit, cursor)
+        return [_account(row) for row in rows], next_cursor
+
+    async def rename(self, principal: Principal, account_id: str, name: str) -> Account:
+        """Change the account's name."""
+        await self._managed(principal, account_id)
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(
+                    name=name,
+                    updated_at=utcnow(),
+                    version=accounts.c.version + 1,
+                )
+            )
+        return await self.get(principal, account_id)
+
+    async def replace_credentials(
+        self,
+        principal: Principal,
+        account_id: str,
+        provider: Provider,
+        credentials: Mapping[str, Any],
+        check: CredentialCheck,
+    ) -> Account:
+        """Validate and store new credentials; the account becomes `valid` again.
+
+        Raises:
+            ProviderMismatch: `provider` is not the account's.
+            ValidationFailed, CredentialsRejected: as for `create`.
+        """
+        account = await self._managed(principal, account_id)
+        if account.connector_key != provider.key:
+            raise ProviderMismatch("the account belongs to another data provider")
+        values = check_credentials(provider.auth_method, provider.account_fields, credentials)
+        accepted, message = await check(values)
+        if not accepted:
+            raise CredentialsRejected(message or "the credentials were rejected")
+        plain, secret = split_secret(
+            field_specs(provider.auth_method, provider.account_fields), values
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(
+                    fields=plain,
+                    secret_fields=sorted(secret),
+                    status="valid",
+                    updated_at=utcnow(),
+                    version=accounts.c.version + 1,
+                )
+            )
+            await self._vault.store(connection, account.customer_id, account_id, secret)
+        return await self.get(principal, account_id)
+
+    async def delete(self, principal: Principal, account_id: str) -> None:
+        """Delete the account, its secrets and its shares."""
+        await self._managed(principal, account_id)
+        async with self._engine.begin() as connection:
+            await connection.execute(delete(accounts).where(accounts.c.id == account_id))
+
+    async def share(self, principal: Principal, account_id: str, user_id: str) -> Account:
+        """Let another user of the same customer use the account.
+
+        Raises:
+            NotFound: no such user in the caller's customer.
+        """
+        account = await self._managed(principal, account_id)
+        async with self._engine.begin() as connection:
+            found = (
+                await connection.execute(
+                    select(users.c.id).where(
+                        users.c.id == user_id,
+                        users.c.customer_id == account.customer_id,
+                    )
+                )
+            ).first()
+            if found is None:
+                raise NotFound("no such user")
+            try:
+                async with connection.begin_nested():
+                    await connection.execute(
+                        insert(account_shares).values(
+                            customer_id=account.customer_id,
+                            account_id=account_id,
+                            user_id=user_id,
+                            created_at=utcnow(),
+                        )
+                    )
+            except IntegrityError:
+                pass  # shared already
+        return await self.get(principal, account_id)
+
+    async def unshare(self, principal: Principal, account_id: str, user_id: str) -> None:
+        """Stop sharing the account with `user_id` (harmless if it was not shared)."""
+        await self._managed(principal, account_id)
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                delete(account_shares).where(
+                    account_shares.c.account_id == account_id,
+                    account_shares.c.user_id == user_id,
+                )
+            )
+
+    async def fields_for_run(
+        self, principal: Principal, provider: Provider, account_id: str
+    ) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The account's fields, secrets decrypted, for one run; and the secret values.
+
+        Only the owner and the users it is shared with run with an account (an admin manages
+        accounts but does not borrow them).
+
+        Raises:
+            NotFound, AccountNotAccessible, ProviderMismatch.
+        """
+        account = await self.get(principal, account_id)
+        if principal.user_id != account.owner_id and principal.user_id not in account.shared_with:
+            raise AccountNotAccessible("the account is neither yours nor shared with you")
+        if account.connector_key != provider.key:
+            raise ProviderMismatch(
+                f"the account is for {account.connector_key!r}, "
+                f"the connector needs {provider.key!r}"
+            )
+        async with self._engine.connect() as connection:
+            secret = await self._vault.load(connection, account.customer_id, account_id)
+        return {**account.fields, **secret}, tuple(secret.values())

@@ -1,0 +1,1 @@
+"""Connectors: definitions, scripts, icons and development runs (SPEC 4.2)."""

@@ -1,0 +1,30 @@
+"""Refusals of the connector services that carry field-level `errors` (free of HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.errors import ValidationFailed
+
+
+class Invalid(ValidationFailed):
+    """The request is well formed but breaks a rule; `errors` say where (pydantic-style)."""
+
+    def __init__(self, detail: str, errors: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(detail, [dict(error) for error in errors])
+
+
+class InvalidParameters(Invalid):
+    """Parameter values that do not fit the declared parameters."""
+
+    code = "invalid_parameters"
+
+
+class AccountsUnavailable(Invalid):
+    """A run named an account, but no account source is configured."""
+
+
+def field_error(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
+    """One `errors` entry."""
+    return {"loc": list(loc), "msg": msg, "type": kind}

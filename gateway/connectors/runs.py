@@ -1,0 +1,297 @@
+"""Development runs of a connector's scripts, and the stored runs (SPEC 4.2, 4.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import structlog
+from sqlalchemy import Row, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.connectors.errors import AccountsUnavailable, Invalid, InvalidParameters, field_error
+from gateway.connectors.models import (
+    OAuth2Auth,
+    ParameterType,
+    RunCreate,
+    ScriptKind,
+    account_fields_of,
+    credential_errors,
+    parameter_errors,
+)
+from gateway.connectors.records import Connector
+from gateway.connectors.service import AccountSource, ConnectorService
+from gateway.connectors.tables import runs
+from gateway.egress import EgressClient
+from gateway.errors import Conflict, Forbidden, NotFound
+from gateway.identity.principal import Principal
+from gateway.store.ids import new_id
+from gateway.store.paging import paginate
+from gateway.store.tables import utcnow
+from runtime.host import Host
+from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
+from runtime.pool import WorkerPool
+
+log = structlog.get_logger(__name__)
+
+# SPEC 3.1: a development run has 30 s and 10,000 HTTP calls unless the connector says more.
+DEV_RUN_LIMITS: Final = Limits(wall_time_s=30.0, http_calls=10_000)
+DEV_RUN: Final = "dev"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """A run as recorded: who ran what, how the account was chosen, and the result."""
+
+    id: str
+    customer_id: str
+    user_id: str
+    connector_id: str
+    connector_guid: str
+    kind: str
+    mode: RunMode
+    result: RunResult
+    account_resolution: dict[str, JsonValue]
+    created_at: datetime
+
+    @property
+    def status(self) -> RunStatus:
+        """How the run ended."""
+        return self.result.status
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    fields: dict[str, JsonValue]
+    secrets: tuple[str, ...]
+    resolution: dict[str, JsonValue]
+
+
+class RunService:
+    """Runs a connector's scripts for its developer and keeps the runs for their retention.
+
+    A run's account comes from `credentials` in the request (checked against the connector's
+    account fields, never stored) or from a stored account through the `AccountSource`.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        connectors: ConnectorService,
+        pool: WorkerPool,
+        egress: EgressClient,
+        *,
+        accounts: AccountSource | None = None,
+    ) -> None:
+        self._engine = engine
+        self._connectors = connectors
+        self._pool = pool
+        self._egress = egress
+        self._accounts = accounts
+
+    def use_accounts(self, accounts: AccountSource) -> None:
+        """Resolve `account_id` through `accounts` from now on."""
+        self._accounts = accounts
+
+    async def run(self, principal: Principal, guid: str, body: RunCreate) -> StoredRun:
+        """Run one of the connector's scripts (its draft) and store the run.
+
+        Raises:
+            NotFound: no such connector for this caller (or the account is unknown).
+            Forbidden: the caller does not own the connector (drafts run for their owner).
+            Conflict: the script to run has not been uploaded.
+            Invalid: the report, discovery parameter or credentials do not fit the connector.
+            InvalidParameters: the parameter values do not fit the declared parameters.
+            runtime.pool.PoolBusy: too many runs are waiting.
+        """
+        kind, param = _script_for(body)
+        connector, source = await self._connectors.load_for_run(principal, guid, kind, param)
+        if principal.user_id != connector.owner_id:
+            raise Forbidden("only the connector's owner runs its draft")
+        _check_request(connector, body)
+        account = await self._account(principal, connector, body)
+        if source is None:
+            target = f"discovery script for {param!r}" if param else f"{kind.value} script"
+            raise Conflict(f"upload the connector's {target} first")
+        request = RunRequest(
+            script=source,
+            mode=body.mode,
+            metadata=Metadata(
+                account=account.fields, parameters=dict(body.parameters), report=body.report
+            ),
+            limits=run_limits(connector),
+            secrets=account.secrets,
+            tenant=principal.customer_id,
+        )
+        host = Host(http=self._egress.session(connector.allowed_hosts, secrets=account.secrets))
+        started = utcnow()
+        result = await self._pool.run(request, host)
+        stored = StoredRun(
+            id=new_id(),
+            customer_id=principal.customer_id,
+            user_id=principal.user_id,
+            connector_id=connector.id,
+            connector_guid=connector.guid,
+            kind=DEV_RUN,
+            mode=body.mode,
+            result=result,
+            account_resolution=account.resolution,
+            created_at=started,
+        )
+        await self._store(stored)
+        log.info(
+            "run_finished",
+            run_id=stored.id,
+            kind=DEV_RUN,
+            mode=body.mode.value,
+            connector_guid=connector.guid,
+            status=result.status.value,
+            duration_ms=result.duration_ms,
+        )
+        return stored
+
+    async def get_run(self, principal: Principal, run_id: str) -> StoredRun:
+        """A run the caller may read: its own, or any of its customer's for an admin.
+
+        Raises:
+            NotFound: no such run for this caller.
+        """
+        query = select(runs).where(runs.c.id == run_id, runs.c.customer_id == principal.customer_id)
+        if not principal.is_admin_of(principal.customer_id):
+            query = query.where(runs.c.user_id == principal.user_id)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise NotFound("no such run")
+        return _stored_run(row)
+
+    async def list_runs(
+        self, principal: Principal, connector_guid: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[StoredRun], str | None]:
+        """A page of the runs the caller may read, newest first, optionally of one connector."""
+        query = select(runs).where(runs.c.customer_id == principal.customer_id)
+        if not principal.is_admin_of(principal.customer_id):
+            query = query.where(runs.c.user_id == principal.user_id)
+        if connector_guid is not None:
+            query = query.where(runs.c.connector_guid == connector_guid)
+        async with self._engine.connect() as connection:
+            rows, next_cursor = await paginate(
+                connection, query, runs.c.id, limit, cursor, descending=True
+            )
+        return [_stored_run(row) for row in rows], next_cursor
+
+    async def purge_runs(self, older_than: datetime) -> int:
+        """Delete the runs made before `older_than` (retention); return how many."""
+        async with self._engine.begin() as connection:
+            deleted = await connection.execute(delete(runs).where(runs.c.created_at < older_than))
+        return deleted.rowcount
+
+    async def _store(self, run: StoredRun) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                insert(runs).values(
+                    id=run.id,
+                    customer_id=run.customer_id,
+                    user_id=run.user_id,
+                    connector_id=run.connector_id,
+                    connector_guid=run.connector_guid,
+                    kind=run.kind,
+                    mode=run.mode.value,
+                    status=run.status.value,
+                    result=run.result.model_dump(mode="json"),
+                    account_resolution=run.account_resolution,
+                    created_at=run.created_at,
+                    duration_ms=run.result.duration_ms,
+                )
+            )
+
+    async def _account(
+        self, principal: Principal, connector: Connector, body: RunCreate
+    ) -> _Account:
+        if body.credentials is not None:
+            secret = account_fields_of(connector.auth.method, connector.account_fields)
+            fields: dict[str, JsonValue] = dict(body.credentials)
+            secrets = tuple(v for k, v in body.credentials.items() if secret[k] and v)
+            resolution: dict[str, JsonValue] = {"source": "credentials"}
+        elif body.account_id is not None:
+            if self._accounts is None:
+                raise AccountsUnavailable(
+                    "accounts are not available yet: send credentials instead",
+                    [field_error(["account_id"], "accounts are not available yet", "unavailable")],
+                )
+            fields, secrets = await self._accounts.metadata_for_run(
+                principal, connector, body.account_id
+            )
+            resolution = {"source": "account", "account_id": body.account_id}
+        else:
+            fields, secrets, resolution = {}, (), {"source": "none"}
+        return _Account({**_oauth_fields(connector), **fields}, secrets, resolution)
+
+
+def run_limits(connector: Connector) -> Limits:
+    """The connector's limits over the development-run defaults."""
+    overrides = connector.limits.model_dump(exclude_none=True)
+    return Limits.model_validate({**DEV_RUN_LIMITS.model_dump(), **overrides})
+
+
+def _script_for(body: RunCreate) -> tuple[ScriptKind, str]:
+    if body.mode is RunMode.DISCOVERY:
+        return ScriptKind.DISCOVERY, body.parameter or ""
+    return ScriptKind(body.mode.value), ""
+
+
+def _check_request(connector: Connector, body: RunCreate) -> None:
+    """Check the report, the discovery parameter, the parameter values and the credentials.
+
+    Raises:
+        Invalid: the report or the discovery parameter is not declared, or the credentials
+            have undeclared fields or miss required ones.
+        InvalidParameters: the parameter values do not fit.
+    """
+    if body.report is not None and body.report not in connector.reports:
+        message = f"the connector declares no report named {body.report!r}"
+        raise Invalid(message, [field_error(["report"], message, "unknown")])
+    if body.parameter is not None:
+        declared = connector.parameter(body.parameter)
+        if declared is None or declared.type is not ParameterType.DISCOVERY:
+            message = f"the connector declares no discovery parameter named {body.parameter!r}"
+            raise Invalid(message, [field_error(["parameter"], message, "unknown")])
+    errors = parameter_errors(
+        connector.parameters, body.parameters, complete=body.mode is RunMode.PROCESS
+    )
+    if errors:
+        raise InvalidParameters("the parameters do not fit the connector's parameters", errors)
+    if body.credentials is not None:
+        method = connector.auth.method
+        errors = credential_errors(method, connector.account_fields, body.credentials)
+        if errors:
+            raise Invalid("the credentials do not fit the connector's account fields", errors)
+
+
+def _oauth_fields(connector: Connector) -> dict[str, JsonValue]:
+    """What `metadata.account` shows of an OAuth 2.0 connector's own settings (SPEC 3.2)."""
+    auth = connector.auth
+    if not isinstance(auth, OAuth2Auth):
+        return {}
+    return {
+        "clientKey": auth.client_id,
+        "authorizationURL": auth.authorization_url,
+        "accessTokenURL": auth.token_url,
+        "scope": " ".join(auth.scopes),
+    }
+
+
+def _stored_run(row: Row[*tuple[Any, ...]]) -> StoredRun:
+    return StoredRun(
+        id=row.id,
+        customer_id=row.customer_id,
+        user_id=row.user_id,
+        connector_id=row.connector_id,
+        connector_guid=row.connector_guid,
+        kind=row.kind,
+        mode=RunMode(row.mode),
+        result=RunResult.model_validate(row.result),
+        account_resolution=row.account_resolution,
+        created_at=row.created_at,
+    )

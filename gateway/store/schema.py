@@ -1,0 +1,15 @@
+"""The whole schema: importing this module registers every table module on `metadata`.
+
+Alembic's environment and the schema-comparison test use it, so a table module that is
+not listed here is noticed at once (its migration would be missing from the comparison).
+"""
+
+from __future__ import annotations
+
+import gateway.accounts.tables
+import gateway.connectors.tables
+from gateway.store.tables import metadata
+
+TABLE_MODULES = (gateway.accounts.tables, gateway.connectors.tables)
+
+__all__ = ["TABLE_MODULES", "metadata"]

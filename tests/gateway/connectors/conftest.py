@@ -1,0 +1,197 @@
+"""Fixtures of the connector tests: callers of two customers, fakes, PNGs and bodies."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application, Request
+from pytest_aiohttp import AiohttpServer
+
+from gateway.identity.principal import Role
+from gateway.keys import IDENTITY
+from gateway.problems import PROBLEM_CONTENT_TYPE
+from gateway.settings import Settings
+from tests.domo_fakes import DomoHosts
+
+Client = TestClient[Request, Application]
+SCRIPTS = Path(__file__).parent.parent.parent / "scripts"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """One worker; scripts may reach the fakes on loopback."""
+    return Settings(data_dir=tmp_path / "data", workers=1, egress_allow_private=True)
+
+
+def settings_with_domo_hosts(tmp_path: Path, domo_hosts: DomoHosts) -> Settings:
+    """As `settings`, with the documentation's hosts pinned to their local fakes."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        workers=1,
+        egress_allow_private=True,
+        egress_resolve=domo_hosts.resolve,
+        egress_ca_file=domo_hosts.ca_file,
+    )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A user of the test and the headers that sign it in."""
+
+    user_id: str
+    customer_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def make_caller(client: Client, customer: str, email: str, role: Role) -> Caller:
+    """A new customer and one user of it."""
+    identity = client.app[IDENTITY]
+    created = await identity.create_customer(customer)
+    user = await identity.create_user(created.id, email, email, role)
+    _, token = await identity.issue_token(user, "test")
+    return Caller(user.id, created.id, token)
+
+
+async def add_user(client: Client, of: Caller, email: str, role: Role) -> Caller:
+    """Another user of `of`'s customer."""
+    identity = client.app[IDENTITY]
+    user = await identity.create_user(of.customer_id, email, email, role)
+    _, token = await identity.issue_token(user, "test")
+    return Caller(user.id, of.customer_id, token)
+
+
+@pytest.fixture
+async def owner(client: Client) -> Caller:
+    """A member of `acme` who creates the connectors."""
+    return await make_caller(client, "acme", "olga@acme.test", Role.MEMBER)
+
+
+@pytest.fixture
+async def colleague(client: Client, owner: Caller) -> Caller:
+    """Another member of `acme`."""
+    return await add_user(client, owner, "carl@acme.test", Role.MEMBER)
+
+
+@pytest.fixture
+async def admin(client: Client, owner: Caller) -> Caller:
+    """A customer admin of `acme`."""
+    return await add_user(client, owner, "ada@acme.test", Role.ADMIN)
+
+
+@pytest.fixture
+async def outsider(client: Client) -> Caller:
+    """A customer admin of another customer, `globex`."""
+    return await make_caller(client, "globex", "gina@globex.test", Role.ADMIN)
+
+
+async def problem(response: Any, status: HTTPStatus, code: str) -> dict[str, Any]:
+    """Assert a problem answer and return its body."""
+    assert response.status == status, await response.text()
+    assert response.content_type == PROBLEM_CONTENT_TYPE
+    body: dict[str, Any] = await response.json(content_type=PROBLEM_CONTENT_TYPE)
+    assert body["code"] == code
+    assert body["type"] == f"urn:gateway:problem:{code}"
+    return body
+
+
+def connector_body(**changes: Any) -> dict[str, Any]:
+    """A valid create body: the Sample CRM, basic auth, one report."""
+    body: dict[str, Any] = {
+        "kind": "connector",
+        "name": "Sample CRM",
+        "key": "samplecrm",
+        "description": "The documentation's sample connector",
+        "auth": {"method": "basic"},
+        "allowed_hosts": ["developer.domo.com"],
+        "parameters": [],
+        "reports": ["Opportunities"],
+    }
+    body.update(changes)
+    return body
+
+
+async def create_connector(client: Client, caller: Caller, **changes: Any) -> dict[str, Any]:
+    """Create a connector over HTTP and return it."""
+    response = await client.post(
+        "/api/v1/connectors", headers=caller.headers, json=connector_body(**changes)
+    )
+    assert response.status == HTTPStatus.CREATED, await response.text()
+    created: dict[str, Any] = await response.json()
+    return created
+
+
+async def put_script(
+    client: Client, caller: Caller, guid: str, target: str, source: str
+) -> dict[str, Any]:
+    """Upload a script (`auth`, `process`, `discovery/<param>`) and return its summary."""
+    response = await client.put(
+        f"/api/v1/connectors/{guid}/scripts/{target}",
+        headers={**caller.headers, "Content-Type": "application/javascript"},
+        data=source.encode(),
+    )
+    assert response.status == HTTPStatus.OK, await response.text()
+    info: dict[str, Any] = await response.json()
+    return info
+
+
+def script(name: str) -> str:
+    """A script of `tests/scripts`."""
+    return (SCRIPTS / name).read_text()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def make_png(width: int, height: int) -> bytes:
+    """A valid RGB PNG of this size (all black)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    raw = (b"\x00" + b"\x00" * (3 * width)) * height
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
+
+
+@dataclass
+class Upstream:
+    """A plain-HTTP fake API on 127.0.0.1 and what it saw."""
+
+    port: int
+    seen: list[dict[str, str]]
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: AiohttpServer) -> Upstream:
+    """Echoes who called: `/whoami` answers the `X-Api-Key` header's owner."""
+    seen: list[dict[str, str]] = []
+
+    async def whoami(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        if request.headers.get("X-Api-Key") != "k-123-secret":
+            return web.json_response({"error": "bad key"}, status=401)
+        return web.json_response([{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bob"}])
+
+    app = web.Application()
+    app.router.add_get("/whoami", whoami)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    assert server.port is not None
+    return Upstream(server.port, seen)
