@@ -9,7 +9,7 @@ from importlib import resources
 import structlog
 from aiohttp import web
 
-from gateway.accounts.service import AccountService
+from gateway.accounts.service import AccountService, AccountsForRuns
 from gateway.accounts.vault import SecretVault
 from gateway.auth import authenticate
 from gateway.connectors.runs import RunService
@@ -99,11 +99,13 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     try:
         await upgrade(engine)
         app[VAULT] = vault = SecretVault(keyring)
-        app[ACCOUNTS] = AccountService(engine, vault)
+        app[ACCOUNTS] = accounts = AccountService(engine, vault)
         app[ENGINE] = engine
         app[IDENTITY] = IdentityService(engine)
-        app[CONNECTORS] = connectors = ConnectorService(engine)
-        app[RUNS] = RunService(engine, connectors, app[POOL], app[EGRESS])
+        app[CONNECTORS] = connectors = ConnectorService(engine, sealer=vault)
+        app[RUNS] = RunService(
+            engine, connectors, app[POOL], app[EGRESS], accounts=AccountsForRuns(accounts)
+        )
         yield
     finally:
         await engine.dispose()

@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.keys import METRICS, REQUEST_ID
 from gateway.problems import HTTP_EXCEPTION_CODES, ProblemError, problem_response
+from runtime.pool import PoolBusy, PoolClosed
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,19 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         log.info("request_refused", code=exc.code)
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
         return problem_response(exc.code, exc.detail, instance=instance, errors=errors)
+    except PoolBusy as exc:
+        # The run queue is full: for this customer (429) or for everyone (503).
+        code = "too_many_requests" if exc.tenant_full else "service_unavailable"
+        return problem_response(
+            code, str(exc), instance=instance, headers={"Retry-After": str(exc.retry_after)}
+        )
+    except PoolClosed:
+        return problem_response(
+            "service_unavailable",
+            "the gateway is shutting down",
+            instance=instance,
+            headers={"Retry-After": "5"},
+        )
     except ProblemError as exc:
         log.info("request_refused", code=exc.code, status=int(exc.status))
         return problem_response(

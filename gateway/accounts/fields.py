@@ -33,25 +33,27 @@ STANDARD_FIELDS: Final[Mapping[str, tuple[FieldSpec, ...]]] = {
 }
 
 
-def field_specs(
-    auth_method: str, account_fields: Sequence[Mapping[str, Any]]
-) -> dict[str, FieldSpec]:
+def _declared(item: Any, attribute: str, default: Any) -> Any:
+    # A connector's AccountField model, or the same as a plain mapping.
+    if isinstance(item, Mapping):
+        return item.get(attribute, default)
+    return getattr(item, attribute, default)
+
+
+def field_specs(auth_method: str, account_fields: Sequence[Any]) -> dict[str, FieldSpec]:
     """Every field an account of this connector may carry, by name."""
     specs = {spec.name: spec for spec in STANDARD_FIELDS.get(auth_method, ())}
     for declared in account_fields:
-        name = str(declared["name"])
-        specs.setdefault(
-            name,
-            FieldSpec(
-                name, bool(declared.get("secret", False)), bool(declared.get("required", False))
-            ),
-        )
+        name = str(_declared(declared, "name", ""))
+        secret = bool(_declared(declared, "secret", False))
+        required = bool(_declared(declared, "required", False))
+        specs.setdefault(name, FieldSpec(name, secret, required))
     return specs
 
 
 def check_credentials(
     auth_method: str,
-    account_fields: Sequence[Mapping[str, Any]],
+    account_fields: Sequence[Any],
     credentials: Mapping[str, Any],
     *,
     partial: bool = False,

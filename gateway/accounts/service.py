@@ -15,6 +15,7 @@ from gateway.accounts.fields import check_credentials, field_specs, split_secret
 from gateway.accounts.tables import account_shares, accounts
 from gateway.accounts.vault import SecretVault
 from gateway.errors import (
+    AccountNeedsReauth,
     AccountNotAccessible,
     CredentialsRejected,
     Forbidden,
@@ -36,7 +37,7 @@ class Provider:
 
     key: str
     auth_method: str
-    account_fields: Sequence[Mapping[str, Any]] = ()
+    account_fields: Sequence[Any] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +306,8 @@ class AccountService:
         account = await self.get(principal, account_id)
         if principal.user_id != account.owner_id and principal.user_id not in account.shared_with:
             raise AccountNotAccessible("the account is neither yours nor shared with you")
+        if account.status == "needs_reauth":
+            raise AccountNeedsReauth("the account must be authorised again")
         if account.connector_key != provider.key:
             raise ProviderMismatch(
                 f"the account is for {account.connector_key!r}, "
@@ -313,3 +316,18 @@ class AccountService:
         async with self._engine.connect() as connection:
             secret = await self._vault.load(connection, account.customer_id, account_id)
         return {**account.fields, **secret}, tuple(secret.values())
+
+
+class AccountsForRuns:
+    """The accounts a connector's runs use (the connectors' `AccountSource`)."""
+
+    def __init__(self, accounts: AccountService) -> None:
+        self._accounts = accounts
+
+    async def metadata_for_run(
+        self, principal: Principal, connector: Any, account_id: str
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """`metadata.account` for a run of `connector` with the caller's `account_id`."""
+        provider = Provider(connector.key, connector.auth.method, connector.account_fields)
+        fields, secrets = await self._accounts.fields_for_run(principal, provider, account_id)
+        return dict(fields), secrets

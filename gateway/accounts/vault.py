@@ -10,6 +10,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.accounts.tables import account_secrets
+from gateway.connectors.tables import connectors
 from gateway.crypto import KeyRing, Sealed, associated_data
 
 TABLE: Final = "account_secrets"
@@ -18,6 +19,10 @@ ROTATION_BATCH: Final = 200
 
 def _aad(customer_id: str, account_id: str, field: str) -> bytes:
     return associated_data(customer_id, TABLE, account_id, field)
+
+
+def _client_secret_aad(customer_id: str, connector_id: str) -> bytes:
+    return associated_data(customer_id, "connectors", connector_id, "client_secret")
 
 
 class SecretVault:
@@ -51,6 +56,24 @@ class SecretVault:
             )
         if rows:
             await connection.execute(account_secrets.insert(), rows)
+
+    def seal_client_secret(
+        self, customer_id: str, connector_id: str, secret: str
+    ) -> tuple[str, bytes]:
+        """Seal a connector's OAuth client secret, bound to its customer and connector."""
+        sealed = self._keyring.seal(secret.encode(), _client_secret_aad(customer_id, connector_id))
+        return sealed.key_id, sealed.blob
+
+    def open_client_secret(
+        self, customer_id: str, connector_id: str, key_id: str, blob: bytes
+    ) -> str:
+        """Open a connector's OAuth client secret.
+
+        Raises:
+            gateway.crypto.DecryptionError: it does not belong to this connector.
+        """
+        aad = _client_secret_aad(customer_id, connector_id)
+        return self._keyring.open(Sealed(key_id, blob), aad).decode()
 
     async def load(
         self, connection: AsyncConnection, customer_id: str, account_id: str
@@ -134,7 +157,48 @@ async def rotate_secrets(
                 else:
                     report.skipped += 1
         if not rows:
-            return report
+            break
         cursor = (rows[-1].account_id, rows[-1].field)
         if after_batch is not None:
             await after_batch(report)
+    await _rotate_client_secrets(engine, keyring, report)
+    return report
+
+
+async def _rotate_client_secrets(
+    engine: AsyncEngine, keyring: KeyRing, report: RotationReport
+) -> None:
+    """The connectors' OAuth client secrets, one compare-and-swap update each."""
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                select(
+                    connectors.c.id,
+                    connectors.c.customer_id,
+                    connectors.c.client_secret_key_id,
+                    connectors.c.client_secret_ciphertext,
+                ).where(
+                    connectors.c.client_secret_ciphertext.is_not(None),
+                    connectors.c.client_secret_key_id != keyring.newest_id,
+                )
+            )
+        ).all()
+    for row in rows:
+        aad = _client_secret_aad(row.customer_id, row.id)
+        plaintext = keyring.open(
+            Sealed(row.client_secret_key_id, row.client_secret_ciphertext), aad
+        )
+        sealed = keyring.seal(plaintext, aad)
+        async with engine.begin() as connection:
+            changed = await connection.execute(
+                update(connectors)
+                .where(
+                    connectors.c.id == row.id,
+                    connectors.c.client_secret_ciphertext == row.client_secret_ciphertext,
+                )
+                .values(client_secret_key_id=sealed.key_id, client_secret_ciphertext=sealed.blob)
+            )
+        if changed.rowcount == 1:
+            report.resealed += 1
+        else:
+            report.skipped += 1

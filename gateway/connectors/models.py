@@ -181,13 +181,6 @@ class OAuth2Auth(Definition):
 
 AuthConfig = Annotated[NoAuth | BasicAuth | ApiKeyAuth | OAuth2Auth, Field(discriminator="method")]
 
-# The standard account fields each method fixes (SPEC 4.2): name -> secret.
-STANDARD_FIELDS: Final[dict[str, dict[str, bool]]] = {
-    "none": {},
-    "basic": {"username": False, "password": True},
-    "apikey": {"apikey": True},
-    "oauth2": {"accesstoken": True},
-}
 # Names `metadata.account` gives its own meaning (SPEC 3.2): no custom field may take them.
 RESERVED_FIELDS: Final = frozenset(
     name.lower()
@@ -419,30 +412,4 @@ def parameter_errors(
         for parameter in declared:
             if parameter.required and values.get(parameter.name) is None:
                 errors.append(field_error(["parameters", parameter.name], "is required", "missing"))
-    return errors
-
-
-def account_fields_of(auth_method: str, custom: Sequence[AccountField]) -> dict[str, bool]:
-    """Every field an account of this connector may have: name -> secret."""
-    fields = dict(STANDARD_FIELDS[auth_method])
-    fields.update({f.name: f.secret for f in custom})
-    return fields
-
-
-def credential_errors(
-    auth_method: str, custom: Sequence[AccountField], credentials: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """Problem `errors` for account `credentials`: undeclared or missing fields (SPEC 4.2)."""
-    allowed = account_fields_of(auth_method, custom)
-    errors = [
-        field_error(["credentials", name], "is not an account field of this connector", "unknown")
-        for name in credentials
-        if name not in allowed
-    ]
-    required = [*STANDARD_FIELDS[auth_method], *(f.name for f in custom if f.required)]
-    errors.extend(
-        field_error(["credentials", name], "is required", "missing")
-        for name in required
-        if not credentials.get(name)
-    )
     return errors

@@ -10,14 +10,13 @@ import structlog
 from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.accounts.fields import check_credentials, field_specs
 from gateway.connectors.errors import AccountsUnavailable, Invalid, InvalidParameters, field_error
 from gateway.connectors.models import (
     OAuth2Auth,
     ParameterType,
     RunCreate,
     ScriptKind,
-    account_fields_of,
-    credential_errors,
     parameter_errors,
 )
 from gateway.connectors.records import Connector
@@ -38,6 +37,7 @@ log = structlog.get_logger(__name__)
 # SPEC 3.1: a development run has 30 s and 10,000 HTTP calls unless the connector says more.
 DEV_RUN_LIMITS: Final = Limits(wall_time_s=30.0, http_calls=10_000)
 DEV_RUN: Final = "dev"
+AUTH_CHECK: Final = "auth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +114,57 @@ class RunService:
         if source is None:
             target = f"discovery script for {param!r}" if param else f"{kind.value} script"
             raise Conflict(f"upload the connector's {target} first")
+        return await self._execute(
+            principal,
+            connector,
+            source,
+            DEV_RUN,
+            body.mode,
+            account,
+            parameters=dict(body.parameters),
+            report=body.report,
+        )
+
+    async def check_credentials(
+        self, principal: Principal, connector: Connector, credentials: dict[str, str]
+    ) -> StoredRun:
+        """Run the connector's auth script on credentials an account is being created with.
+
+        Any user of the customer may do this (it is how accounts are made), unlike a dev run.
+
+        Raises:
+            Conflict: the connector has no auth script yet.
+            runtime.pool.PoolBusy: too many runs are waiting.
+        """
+        _, source = await self._connectors.load_for_run(
+            principal, connector.guid, ScriptKind.AUTH, ""
+        )
+        if source is None:
+            raise Conflict("the connector has no auth script yet")
+        specs = field_specs(connector.auth.method, connector.account_fields)
+        account = _Account(
+            {**_oauth_fields(connector), **credentials},
+            tuple(v for k, v in credentials.items() if specs[k].secret and v),
+            {"source": "new_account"},
+        )
+        return await self._execute(principal, connector, source, AUTH_CHECK, RunMode.AUTH, account)
+
+    async def _execute(
+        self,
+        principal: Principal,
+        connector: Connector,
+        source: str,
+        kind: str,
+        mode: RunMode,
+        account: _Account,
+        *,
+        parameters: dict[str, JsonValue] | None = None,
+        report: str | None = None,
+    ) -> StoredRun:
         request = RunRequest(
             script=source,
-            mode=body.mode,
-            metadata=Metadata(
-                account=account.fields, parameters=dict(body.parameters), report=body.report
-            ),
+            mode=mode,
+            metadata=Metadata(account=account.fields, parameters=parameters or {}, report=report),
             limits=run_limits(connector),
             secrets=account.secrets,
             tenant=principal.customer_id,
@@ -133,8 +178,8 @@ class RunService:
             user_id=principal.user_id,
             connector_id=connector.id,
             connector_guid=connector.guid,
-            kind=DEV_RUN,
-            mode=body.mode,
+            kind=kind,
+            mode=mode,
             result=result,
             account_resolution=account.resolution,
             created_at=started,
@@ -143,8 +188,8 @@ class RunService:
         log.info(
             "run_finished",
             run_id=stored.id,
-            kind=DEV_RUN,
-            mode=body.mode.value,
+            kind=kind,
+            mode=mode.value,
             connector_guid=connector.guid,
             status=result.status.value,
             duration_ms=result.duration_ms,
@@ -210,9 +255,9 @@ class RunService:
         self, principal: Principal, connector: Connector, body: RunCreate
     ) -> _Account:
         if body.credentials is not None:
-            secret = account_fields_of(connector.auth.method, connector.account_fields)
+            specs = field_specs(connector.auth.method, connector.account_fields)
             fields: dict[str, JsonValue] = dict(body.credentials)
-            secrets = tuple(v for k, v in body.credentials.items() if secret[k] and v)
+            secrets = tuple(v for k, v in body.credentials.items() if specs[k].secret and v)
             resolution: dict[str, JsonValue] = {"source": "credentials"}
         elif body.account_id is not None:
             if self._accounts is None:
@@ -263,10 +308,7 @@ def _check_request(connector: Connector, body: RunCreate) -> None:
     if errors:
         raise InvalidParameters("the parameters do not fit the connector's parameters", errors)
     if body.credentials is not None:
-        method = connector.auth.method
-        errors = credential_errors(method, connector.account_fields, body.credentials)
-        if errors:
-            raise Invalid("the credentials do not fit the connector's account fields", errors)
+        check_credentials(connector.auth.method, connector.account_fields, body.credentials)
 
 
 def _oauth_fields(connector: Connector) -> dict[str, JsonValue]:

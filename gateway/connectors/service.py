@@ -282,6 +282,24 @@ class ConnectorService:
         return Icon(icon_info_from_row(row), row.png)
 
     # --- for runs ------------------------------------------------------------------------
+    async def get_by_key(self, principal: Principal, key: str) -> Connector:
+        """The caller's customer's connector for a data-provider key (accounts name it so).
+
+        Raises:
+            NotFound: the customer has no connector with this key.
+        """
+        async with self._engine.connect() as connection:
+            guid = (
+                await connection.execute(
+                    select(connectors.c.guid).where(
+                        connectors.c.key == key, connectors.c.customer_id == principal.customer_id
+                    )
+                )
+            ).scalar()
+            if guid is None:
+                raise NotFound(f"no connector with key {key!r}")
+            return await self._load(connection, principal, guid)
+
     async def load_for_run(
         self, principal: Principal, guid: str, kind: ScriptKind, param: str
     ) -> tuple[Connector, str | None]:

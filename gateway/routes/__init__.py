@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import connectors, identity, ops, runs
+from gateway.routes import accounts, connectors, identity, ops, runs
 
 
 def register_routes(app: web.Application) -> None:
@@ -13,3 +13,4 @@ def register_routes(app: web.Application) -> None:
     identity.register(app)
     connectors.register(app)
     runs.register(app)
+    accounts.register(app)

@@ -12,9 +12,7 @@ from gateway.auth import principal_of
 from gateway.connectors.models import RunCreate
 from gateway.connectors.runs import StoredRun
 from gateway.keys import METRICS, RUNS
-from gateway.problems import ProblemError
 from gateway.wire import page_parameters, parse_body
-from runtime.pool import PoolBusy, PoolClosed
 
 
 def run_result(run: StoredRun) -> dict[str, Any]:
@@ -63,16 +61,7 @@ async def create_run(request: web.Request) -> web.Response:
     """Run one of the connector's scripts now and answer the run (SPEC 4.3)."""
     principal = principal_of(request)
     body = await parse_body(request, RunCreate)
-    try:
-        run = await request.app[RUNS].run(principal, request.match_info["guid"], body)
-    except PoolBusy as exc:
-        code = "too_many_requests" if exc.tenant_full else "service_unavailable"
-        headers = {"Retry-After": str(exc.retry_after)}
-        raise ProblemError(code, str(exc), headers=headers) from None
-    except PoolClosed:
-        raise ProblemError(
-            "service_unavailable", "the gateway is shutting down", headers={"Retry-After": "5"}
-        ) from None
+    run = await request.app[RUNS].run(principal, request.match_info["guid"], body)
     metrics = request.app[METRICS]
     metrics.runs.labels(run.kind, run.status.value).inc()
     metrics.run_seconds.labels(run.kind).observe(run.result.duration_ms / 1000)

@@ -11,17 +11,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
-from aiohttp.web import Application, Request
 from pytest_aiohttp import AiohttpServer
 
 from gateway.identity.principal import Role
-from gateway.keys import IDENTITY
-from gateway.problems import PROBLEM_CONTENT_TYPE
 from gateway.settings import Settings
 from tests.domo_fakes import DomoHosts
+from tests.gateway.callers import Caller, Client, add_user, make_caller
 
-Client = TestClient[Request, Application]
 SCRIPTS = Path(__file__).parent.parent.parent / "scripts"
 
 
@@ -40,36 +36,6 @@ def settings_with_domo_hosts(tmp_path: Path, domo_hosts: DomoHosts) -> Settings:
         egress_resolve=domo_hosts.resolve,
         egress_ca_file=domo_hosts.ca_file,
     )
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A user of the test and the headers that sign it in."""
-
-    user_id: str
-    customer_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def make_caller(client: Client, customer: str, email: str, role: Role) -> Caller:
-    """A new customer and one user of it."""
-    identity = client.app[IDENTITY]
-    created = await identity.create_customer(customer)
-    user = await identity.create_user(created.id, email, email, role)
-    _, token = await identity.issue_token(user, "test")
-    return Caller(user.id, created.id, token)
-
-
-async def add_user(client: Client, of: Caller, email: str, role: Role) -> Caller:
-    """Another user of `of`'s customer."""
-    identity = client.app[IDENTITY]
-    user = await identity.create_user(of.customer_id, email, email, role)
-    _, token = await identity.issue_token(user, "test")
-    return Caller(user.id, of.customer_id, token)
 
 
 @pytest.fixture
@@ -94,16 +60,6 @@ async def admin(client: Client, owner: Caller) -> Caller:
 async def outsider(client: Client) -> Caller:
     """A customer admin of another customer, `globex`."""
     return await make_caller(client, "globex", "gina@globex.test", Role.ADMIN)
-
-
-async def problem(response: Any, status: HTTPStatus, code: str) -> dict[str, Any]:
-    """Assert a problem answer and return its body."""
-    assert response.status == status, await response.text()
-    assert response.content_type == PROBLEM_CONTENT_TYPE
-    body: dict[str, Any] = await response.json(content_type=PROBLEM_CONTENT_TYPE)
-    assert body["code"] == code
-    assert body["type"] == f"urn:gateway:problem:{code}"
-    return body
 
 
 def connector_body(**changes: Any) -> dict[str, Any]:

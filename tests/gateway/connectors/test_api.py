@@ -9,14 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from gateway.connectors.tables import connectors
-from gateway.keys import ENGINE
+from gateway.crypto import DecryptionError
+from gateway.keys import ENGINE, VAULT
+from tests.gateway.callers import Caller, Client, problem
 from tests.gateway.connectors.conftest import (
-    Caller,
-    Client,
     connector_body,
     create_connector,
     make_png,
-    problem,
 )
 
 OAUTH = {
@@ -60,8 +59,8 @@ async def test_create_read_list_change_delete(client: Client, owner: Caller) -> 
         "client_id": "client-1",
         "scopes": ["read", "write"],
         "extra_params": {"prompt": "consent"},
-        # No encryption service is wired in yet: the secret was dropped, never stored.
-        "client_secret_set": False,
+        # Stored sealed; responses only say that it is set.
+        "client_secret_set": True,
     }
     assert (created["owner_id"], created["customer_id"]) == (owner.user_id, owner.customer_id)
     assert (created["scope"], created["status"], created["kind"]) == (
@@ -128,7 +127,18 @@ async def test_the_client_secret_is_never_stored_in_plain_text(
             await connection.execute(select(connectors).where(connectors.c.guid == created["guid"]))
         ).one()
     assert "very-secret-client-secret" not in repr(tuple(row))
-    assert row.client_secret_ciphertext is None
+    assert b"very-secret-client-secret" not in row.client_secret_ciphertext
+    opened = client.app[VAULT].open_client_secret(
+        row.customer_id, row.id, row.client_secret_key_id, row.client_secret_ciphertext
+    )
+    assert opened == "very-secret-client-secret"
+    with pytest.raises(DecryptionError):  # bound to its connector (THREATS S2)
+        client.app[VAULT].open_client_secret(
+            row.customer_id,
+            "another-connector",
+            row.client_secret_key_id,
+            row.client_secret_ciphertext,
+        )
 
 
 async def test_lists_are_paginated(client: Client, owner: Caller) -> None:

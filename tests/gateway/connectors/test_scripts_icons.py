@@ -12,12 +12,10 @@ from http import HTTPStatus
 import pytest
 
 from gateway.connectors.icons import InvalidPng, inspect_png
+from tests.gateway.callers import Caller, Client, problem
 from tests.gateway.connectors.conftest import (
-    Caller,
-    Client,
     create_connector,
     make_png,
-    problem,
     put_script,
 )
 

@@ -315,7 +315,11 @@ async def test_o2_a_cancelled_caller_does_not_lose_the_rotated_token(
 ) -> None:
     provider.delay = 0.3
     (caller,) = _calls(coordinator, expired, config, 1)
-    await asyncio.sleep(0.1)  # the refresh request is at the provider
+    for _ in range(500):  # until the refresh request is at the provider (bounded: 5 s)
+        if provider.refresh_calls:
+            break
+        await asyncio.sleep(0.01)
+    assert provider.refresh_calls == 1
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
