@@ -20,7 +20,8 @@ def _forms(secret: str) -> set[str]:
     # The ways a script or a URL usually re-encodes a secret it got.
     forms = {secret, quote(secret), quote(secret, safe=""), quote_plus(secret)}
     forms.add(json.dumps(secret)[1:-1])
-    forms.add(base64.b64encode(secret.encode()).decode().rstrip("="))
+    encoded = base64.b64encode(secret.encode()).decode()
+    forms |= {encoded, encoded.rstrip("=")}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
