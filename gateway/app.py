@@ -24,14 +24,21 @@ from gateway.keys import (
     ENGINE,
     IDENTITY,
     METRICS,
+    OAUTH_CLIENTS,
+    OAUTH_FLOW,
     OPENAPI,
     POOL,
+    REFRESH,
     RUNS,
     SETTINGS,
     VAULT,
 )
 from gateway.metrics import Metrics
 from gateway.middlewares import problems, request_context
+from gateway.oauth import RefreshCoordinator, TokenEndpoint
+from gateway.oauth.clients import ClientConfigs
+from gateway.oauth.flow import OAuthFlow, callback_url
+from gateway.oauth.session import OAuthForRuns
 from gateway.routes import register_routes
 from gateway.settings import Settings
 from gateway.store.engine import create_engine, database_url_for
@@ -96,18 +103,48 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             advice="set GATEWAY_ENCRYPTION_KEYS in production: this key lives beside the data",
         )
     engine = create_engine(database_url_for(settings.database_url, settings.data_dir))
+    coordinator: RefreshCoordinator | None = None
     try:
         await upgrade(engine)
         app[VAULT] = vault = SecretVault(keyring)
         app[ACCOUNTS] = accounts = AccountService(engine, vault)
         app[ENGINE] = engine
-        app[IDENTITY] = IdentityService(engine)
+        app[IDENTITY] = identity = IdentityService(engine)
         app[CONNECTORS] = connectors = ConnectorService(engine, sealer=vault)
+        # OAuth 2.0: token requests go through the egress client like every upstream call.
+        endpoint = TokenEndpoint(app[EGRESS])
+        metrics = app[METRICS]
+        app[REFRESH] = coordinator = RefreshCoordinator(
+            engine,
+            vault,
+            endpoint,
+            on_refresh=lambda outcome: metrics.refreshes.labels(outcome).inc(),
+        )
+        app[OAUTH_CLIENTS] = clients = ClientConfigs(engine, vault)
+        app[OAUTH_FLOW] = OAuthFlow(
+            engine,
+            keyring,
+            clients,
+            endpoint,
+            connectors=connectors,
+            accounts=accounts,
+            identity=identity,
+            redirect_uri=callback_url(settings),
+        )
         app[RUNS] = RunService(
-            engine, connectors, app[POOL], app[EGRESS], accounts=AccountsForRuns(accounts)
+            engine,
+            connectors,
+            app[POOL],
+            app[EGRESS],
+            accounts=AccountsForRuns(accounts),
+            oauth=OAuthForRuns(clients, coordinator, app[EGRESS]),
         )
         yield
     finally:
+        # Refreshes in flight store their rotated tokens before the engine goes away (the
+        # egress client closes after this context, in reverse order of registration).
+        if coordinator is not None:
+            await coordinator.close()
         await engine.dispose()
 
 

@@ -10,9 +10,11 @@ class GatewayError(Exception):
 
     code: ClassVar[str] = "bad_request"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Seconds after which the caller may try again, when that is known (Retry-After).
+        self.retry_after = retry_after
 
 
 class Unauthenticated(GatewayError):

@@ -15,6 +15,9 @@ from gateway.egress import EgressClient
 from gateway.identity.principal import Principal
 from gateway.identity.service import IdentityService
 from gateway.metrics import Metrics
+from gateway.oauth.clients import ClientConfigs
+from gateway.oauth.flow import OAuthFlow
+from gateway.oauth.refresh import RefreshCoordinator
 from gateway.settings import Settings
 from runtime.pool import WorkerPool
 
@@ -29,6 +32,9 @@ CONNECTORS: Final = web.AppKey("connectors", ConnectorService)
 RUNS: Final = web.AppKey("runs", RunService)
 VAULT: Final = web.AppKey("vault", SecretVault)
 ACCOUNTS: Final = web.AppKey("accounts", AccountService)
+OAUTH_CLIENTS: Final = web.AppKey("oauth_clients", ClientConfigs)
+OAUTH_FLOW: Final = web.AppKey("oauth_flow", OAuthFlow)
+REFRESH: Final = web.AppKey("refresh", RefreshCoordinator)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

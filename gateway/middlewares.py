@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -65,7 +66,11 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except GatewayError as exc:
         log.info("request_refused", code=exc.code)
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
-        return problem_response(exc.code, exc.detail, instance=instance, errors=errors)
+        retry = exc.retry_after
+        headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None
+        return problem_response(
+            exc.code, exc.detail, instance=instance, errors=errors, headers=headers
+        )
     except PoolBusy as exc:
         # The run queue is full: for this customer (429) or for everyone (503).
         code = "too_many_requests" if exc.tenant_full else "service_unavailable"

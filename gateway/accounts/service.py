@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Protocol
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,26 @@ from gateway.identity.principal import Principal
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import users, utcnow
+
+ACCESS_FIELD: Final = "accesstoken"
+REFRESH_FIELD: Final = "refreshtoken"
+
+
+class OAuthTokens(Protocol):
+    """What an OAuth 2.0 grant gives an account (`gateway.oauth.TokenSet` has it)."""
+
+    @property
+    def access_token(self) -> str:
+        """The access token."""
+
+    @property
+    def refresh_token(self) -> str | None:
+        """The refresh token, if the provider issued one."""
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the access token expires, if the provider said."""
+
 
 CredentialCheck = Callable[[dict[str, str]], Awaitable[tuple[bool, str | None]]]
 """Runs the connector's auth script on credentials: (accepted, the script's message)."""
@@ -167,6 +187,16 @@ class AccountService:
             or principal.is_admin_of(account.customer_id)
         )
 
+    async def managed(self, principal: Principal, account_id: str) -> Account:
+        """An account the caller may change: its owner's, or any of its customer's for admins.
+
+        Raises:
+            NotFound: no such account in the caller's customer.
+            AccountNotAccessible: it is neither the caller's nor shared with it.
+            Forbidden: it is shared with the caller, who is not an admin.
+        """
+        return await self._managed(principal, account_id)
+
     async def _managed(self, principal: Principal, account_id: str) -> Account:
         account = await self.get(principal, account_id)
         if account.owner_id != principal.user_id and not principal.is_admin_of(account.customer_id):
@@ -242,6 +272,86 @@ class AccountService:
             )
             await self._vault.store(connection, account.customer_id, account_id, secret)
         return await self.get(principal, account_id)
+
+    async def authorise_oauth(
+        self,
+        principal: Principal,
+        provider: Provider,
+        grant: OAuthTokens,
+        *,
+        name: str | None,
+        account_id: str | None = None,
+    ) -> tuple[Account, bool]:
+        """Store an OAuth 2.0 grant: a new account, or the re-authorisation of `account_id`.
+
+        The tokens are sealed. A re-authorisation replaces them, makes the account `valid`,
+        clears the refresh backoff, sets the expiry and bumps `version` (a refresh in flight
+        then finds another refresh token stored and gives way: decision 0008). The caller
+        has run the connector's auth script with the new access token already. Returns the
+        account and whether it was re-authorised.
+
+        Raises:
+            NotFound, AccountNotAccessible, Forbidden: as for `managed` (re-authorisation).
+            ProviderMismatch: the account is of another data provider or not OAuth 2.0.
+        """
+        tokens = {ACCESS_FIELD: grant.access_token}
+        if grant.refresh_token:
+            tokens[REFRESH_FIELD] = grant.refresh_token
+        now = utcnow()
+        if account_id is None:
+            account_id = new_id()
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    insert(accounts).values(
+                        id=account_id,
+                        customer_id=principal.customer_id,
+                        owner_id=principal.user_id,
+                        connector_key=provider.key,
+                        name=name or provider.key,
+                        auth_method="oauth2",
+                        status="valid",
+                        fields={},
+                        secret_fields=sorted(tokens),
+                        token_expires_at=grant.expires_at,
+                        version=1,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                await self._vault.store(connection, principal.customer_id, account_id, tokens)
+            return await self.get(principal, account_id), False
+        account = await self._managed(principal, account_id)
+        if account.connector_key != provider.key or account.auth_method != "oauth2":
+            raise ProviderMismatch(
+                f"the account is for {account.connector_key!r} ({account.auth_method}), "
+                f"not an OAuth 2.0 account of {provider.key!r}"
+            )
+        values: dict[str, Any] = {
+            "status": "valid",
+            "token_expires_at": grant.expires_at,
+            "refresh_backoff_until": None,
+            "updated_at": now,
+            "version": accounts.c.version + 1,
+        }
+        if name:
+            values["name"] = name
+        async with self._engine.begin() as connection:
+            # The UPDATE first: on PostgreSQL it locks the row against a refresh's store.
+            changed = await connection.execute(
+                update(accounts).where(accounts.c.id == account_id).values(**values)
+            )
+            if changed.rowcount != 1:  # deleted since it was checked
+                raise NotFound("no such account")
+            kept = await self._vault.load(connection, account.customer_id, account_id)
+            kept.pop(REFRESH_FIELD, None)
+            merged = {**kept, **tokens}
+            await connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(secret_fields=sorted(merged))
+            )
+            await self._vault.store(connection, account.customer_id, account_id, merged)
+        return await self.get(principal, account_id), True
 
     async def delete(self, principal: Principal, account_id: str) -> None:
         """Delete the account, its secrets and its shares."""

@@ -25,10 +25,12 @@ from gateway.connectors.tables import runs
 from gateway.egress import EgressClient
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.principal import Principal
+from gateway.oauth.refresh import ACCESS_FIELD, REFRESH_FIELD
+from gateway.oauth.session import OAuthForRuns, OAuthGrant
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
-from runtime.host import Host
+from runtime.host import Host, HttpService
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import WorkerPool
 
@@ -66,6 +68,7 @@ class _Account:
     fields: dict[str, JsonValue]
     secrets: tuple[str, ...]
     resolution: dict[str, JsonValue]
+    oauth: OAuthGrant | None = None
 
 
 class RunService:
@@ -73,6 +76,9 @@ class RunService:
 
     A run's account comes from `credentials` in the request (checked against the connector's
     account fields, never stored) or from a stored account through the `AccountSource`.
+    With `oauth`, a stored OAuth 2.0 account's access token is refreshed before the run when
+    it expires within the margin, and once after an upstream 401 (SPEC 6); the connector's
+    client secret is `metadata.account.clientSecret` (SPEC 3.2), redacted like every secret.
     """
 
     def __init__(
@@ -83,16 +89,22 @@ class RunService:
         egress: EgressClient,
         *,
         accounts: AccountSource | None = None,
+        oauth: OAuthForRuns | None = None,
     ) -> None:
         self._engine = engine
         self._connectors = connectors
         self._pool = pool
         self._egress = egress
         self._accounts = accounts
+        self._oauth = oauth
 
     def use_accounts(self, accounts: AccountSource) -> None:
         """Resolve `account_id` through `accounts` from now on."""
         self._accounts = accounts
+
+    def use_oauth(self, oauth: OAuthForRuns) -> None:
+        """Refresh OAuth 2.0 accounts' tokens through `oauth` from now on."""
+        self._oauth = oauth
 
     async def run(self, principal: Principal, guid: str, body: RunCreate) -> StoredRun:
         """Run one of the connector's scripts (its draft) and store the run.
@@ -103,6 +115,8 @@ class RunService:
             Conflict: the script to run has not been uploaded.
             Invalid: the report, discovery parameter or credentials do not fit the connector.
             InvalidParameters: the parameter values do not fit the declared parameters.
+            AccountNeedsReauth: the OAuth 2.0 account must be authorised again (O4).
+            RefreshUnavailable: its token expired and cannot be refreshed now.
             runtime.pool.PoolBusy: too many runs are waiting.
         """
         kind, param = _script_for(body)
@@ -142,9 +156,10 @@ class RunService:
         if source is None:
             raise Conflict("the connector has no auth script yet")
         specs = field_specs(connector.auth.method, connector.account_fields)
+        settings, hidden = await self._connector_fields(connector)
         account = _Account(
-            {**_oauth_fields(connector), **credentials},
-            tuple(v for k, v in credentials.items() if specs[k].secret and v),
+            {**settings, **credentials},
+            (*hidden, *(v for k, v in credentials.items() if specs[k].secret and v)),
             {"source": "new_account"},
         )
         return await self._execute(principal, connector, source, AUTH_CHECK, RunMode.AUTH, account)
@@ -169,7 +184,7 @@ class RunService:
             secrets=account.secrets,
             tenant=principal.customer_id,
         )
-        host = Host(http=self._egress.session(connector.allowed_hosts, secrets=account.secrets))
+        host = Host(http=self._http(connector, account))
         started = utcnow()
         result = await self._pool.run(request, host)
         stored = StoredRun(
@@ -195,6 +210,24 @@ class RunService:
             duration_ms=result.duration_ms,
         )
         return stored
+
+    def _http(self, connector: Connector, account: _Account) -> HttpService:
+        """The run's egress session; for an OAuth 2.0 account, one that replays after a 401."""
+        if account.oauth is not None and self._oauth is not None:
+            return self._oauth.http(account.oauth, connector.allowed_hosts, account.secrets)
+        return self._egress.session(connector.allowed_hosts, secrets=account.secrets)
+
+    async def _connector_fields(
+        self, connector: Connector
+    ) -> tuple[dict[str, JsonValue], tuple[str, ...]]:
+        """The OAuth 2.0 client settings of `metadata.account`, and the secret among them."""
+        fields = _oauth_fields(connector)
+        if not fields or self._oauth is None:
+            return fields, ()
+        secret = await self._oauth.client_secret(connector)
+        if not secret:
+            return fields, ()
+        return {**fields, "clientSecret": secret}, (secret,)
 
     async def get_run(self, principal: Principal, run_id: str) -> StoredRun:
         """A run the caller may read: its own, or any of its customer's for an admin.
@@ -269,9 +302,22 @@ class RunService:
                 principal, connector, body.account_id
             )
             resolution = {"source": "account", "account_id": body.account_id}
+            if self._oauth is not None and isinstance(connector.auth, OAuth2Auth):
+                grant = await self._oauth.grant(principal.customer_id, body.account_id, connector)
+                # The script gets a fresh access token; the refresh token stays in the
+                # gateway (a script that refreshed by itself would rotate it behind our back).
+                fields = {k: v for k, v in fields.items() if k != REFRESH_FIELD}
+                fields[ACCESS_FIELD] = grant.access_token
+                settings = _oauth_fields(connector)
+                hidden: tuple[str, ...] = (grant.access_token,)
+                if grant.config.client_secret:
+                    settings["clientSecret"] = grant.config.client_secret
+                    hidden += (grant.config.client_secret,)
+                return _Account({**settings, **fields}, (*secrets, *hidden), resolution, grant)
         else:
             fields, secrets, resolution = {}, (), {"source": "none"}
-        return _Account({**_oauth_fields(connector), **fields}, secrets, resolution)
+        settings, hidden = await self._connector_fields(connector)
+        return _Account({**settings, **fields}, (*secrets, *hidden), resolution)
 
 
 def run_limits(connector: Connector) -> Limits:

@@ -87,8 +87,7 @@ class RefreshUnavailable(GatewayError):
     code = "upstream_unavailable"
 
     def __init__(self, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
+        super().__init__(detail, retry_after=retry_after)
 
 
 class TokenRefresher(Protocol):

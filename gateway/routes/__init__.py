@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import accounts, connectors, identity, ops, runs
+from gateway.routes import accounts, connectors, identity, oauth, ops, runs
 
 
 def register_routes(app: web.Application) -> None:
@@ -14,3 +14,4 @@ def register_routes(app: web.Application) -> None:
     connectors.register(app)
     runs.register(app)
     accounts.register(app)
+    oauth.register(app)

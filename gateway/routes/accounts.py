@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from gateway.accounts.service import Account, CredentialCheck, Provider
 from gateway.auth import principal_of
 from gateway.connectors.records import Connector
+from gateway.connectors.runs import RunService
+from gateway.errors import ProviderMismatch
 from gateway.identity.principal import Principal
-from gateway.keys import ACCOUNTS, CONNECTORS, RUNS
+from gateway.keys import ACCOUNTS, CONNECTORS, OAUTH_CLIENTS, REFRESH, RUNS
 from gateway.wire import ParseModel, json_model, page_parameters, parse_body
 from runtime.model import RunStatus
 
@@ -90,10 +92,16 @@ def _provider(connector: Connector) -> Provider:
 
 
 def _checker(request: web.Request, principal: Principal, connector: Connector) -> CredentialCheck:
+    return credential_checker(request.app[RUNS], principal, connector)
+
+
+def credential_checker(
+    runs: RunService, principal: Principal, connector: Connector
+) -> CredentialCheck:
     """Run the connector's auth script on the credentials; its verdict and message."""
 
     async def check(values: dict[str, str]) -> tuple[bool, str | None]:
-        run = await request.app[RUNS].check_credentials(principal, connector, values)
+        run = await runs.check_credentials(principal, connector, values)
         result = run.result
         if result.status is RunStatus.SUCCESS and result.auth is not None:
             return result.auth.success, result.auth.message
@@ -183,6 +191,20 @@ async def unshare_account(request: web.Request) -> web.Response:
     return web.Response(status=HTTPStatus.NO_CONTENT)
 
 
+async def refresh_account(request: web.Request) -> web.Response:
+    """Refresh an OAuth 2.0 account's access token now (its owner or an admin)."""
+    principal = principal_of(request)
+    accounts = request.app[ACCOUNTS]
+    account_id = request.match_info["id"]
+    account = await accounts.managed(principal, account_id)
+    if account.auth_method != "oauth2":
+        raise ProviderMismatch("only OAuth 2.0 accounts have tokens to refresh")
+    connector = await request.app[CONNECTORS].get_by_key(principal, account.connector_key)
+    config = await request.app[OAUTH_CLIENTS].config(connector)
+    await request.app[REFRESH].refresh_now(principal.customer_id, account_id, config)
+    return json_model(_out(await accounts.get(principal, account_id)))
+
+
 def register(app: web.Application) -> None:
     """Add the account routes."""
     app.router.add_post("/api/v1/accounts", create_account)
@@ -192,3 +214,4 @@ def register(app: web.Application) -> None:
     app.router.add_delete("/api/v1/accounts/{id}", delete_account)
     app.router.add_post("/api/v1/accounts/{id}/shares", share_account)
     app.router.add_delete("/api/v1/accounts/{id}/shares/{user_id}", unshare_account)
+    app.router.add_post("/api/v1/accounts/{id}/refresh", refresh_account)

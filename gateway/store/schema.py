@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import gateway.accounts.tables
 import gateway.connectors.tables
+import gateway.oauth.tables
 from gateway.store.tables import metadata
 
-TABLE_MODULES = (gateway.accounts.tables, gateway.connectors.tables)
+TABLE_MODULES = (gateway.accounts.tables, gateway.connectors.tables, gateway.oauth.tables)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -5,6 +5,12 @@ token that was already used revokes the whole family (RFC 9700 4.14.2), after wh
 refresh of the family is `invalid_grant`. Codes need their PKCE S256 verifier. Knobs: an
 artificial `delay` (so concurrent requests overlap), an `outage` (429 with `Retry-After`,
 503) and `hang` (never answer, until the server closes).
+
+It is also the user's side of the browser flow and the API the tokens are for: `/authorize`
+answers a consenting user at once (302 back to `redirect_uri` with `code` and `state`, or
+with `error` when `deny` is set), and `/api/me` answers 200 to the current access token of a
+family that is not revoked (in `Authorization: Bearer` or the `access_token` query
+parameter), echoing the token back like careless APIs do, and 401 to anything else.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Final
 
 from aiohttp import web
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from yarl import URL
 
 CLIENT_ID: Final = "gateway-client"
 CLIENT_SECRET: Final = "client-secret-Vx3mQ9"
@@ -59,6 +66,13 @@ class FakeProvider:
         self.rotate = rotate
         self.outage: Outage | None = None
         self.hang = False
+        # `/authorize`: refuse with this error instead of issuing a code.
+        self.deny: str | None = None
+        # Issue access tokens the API refuses (a provider that revoked them at once).
+        self.issue_unusable = False
+        # Every `/authorize` query, and every access token `/api/me` saw (accepted or not).
+        self.authorizations: list[dict[str, str]] = []
+        self.api_tokens: list[str] = []
         # Every token request by grant type, and what the refreshes came to.
         self.requests: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
@@ -88,8 +102,11 @@ class FakeProvider:
         """Serve on a free loopback port; returns the base URL."""
         app = web.Application()
         app.router.add_post("/token", self._token)
+        app.router.add_get("/authorize", self._authorize)
+        app.router.add_get("/api/me", self._me)
         app.on_shutdown.append(self._on_shutdown)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        # No access log: `/api/me?access_token=...` lines would pollute the S1 log scans.
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -117,10 +134,20 @@ class FakeProvider:
 
     def issue_code(self, redirect_uri: str, code_verifier: str) -> str:
         """An authorization code for a new family, bound to the redirect URI and PKCE."""
+        return self._issue(redirect_uri, create_s256_code_challenge(code_verifier))
+
+    def _issue(self, redirect_uri: str, challenge: str) -> str:
         code = self._new("code")
-        challenge = create_s256_code_challenge(code_verifier)
         self._codes[code] = _Code(self.grant(), redirect_uri, challenge)
         return code
+
+    def invalidate_access(self, family: Family) -> None:
+        """Make the API refuse the family's access token (revoked early); refreshing works."""
+        family.access_token = self._new("at-unissued")
+
+    def family_of_access(self, access_token: str) -> Family | None:
+        """The family whose current access token this is."""
+        return next((f for f in self.families if f.access_token == access_token), None)
 
     def family_of(self, refresh_token: str) -> Family:
         """The family a refresh token was issued to."""
@@ -128,6 +155,43 @@ class FakeProvider:
 
     def _new(self, kind: str) -> str:
         return f"{kind}-{next(self._serial)}-{secrets.token_urlsafe(12)}"
+
+    # --- the user's consent and the API -----------------------------------------------
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        query = dict(request.query)
+        self.authorizations.append(query)
+        redirect_uri = query.get("redirect_uri", "")
+        if (
+            query.get("client_id") != CLIENT_ID
+            or query.get("response_type") != "code"
+            or query.get("code_challenge_method") != "S256"
+            or not query.get("code_challenge")
+            or not redirect_uri
+        ):
+            return web.Response(status=400, text="bad authorization request")
+        answer: dict[str, str] = {}
+        if self.deny is not None:
+            answer["error"] = self.deny
+        else:
+            answer["code"] = self._issue(redirect_uri, query["code_challenge"])
+        if "state" in query:
+            answer["state"] = query["state"]
+        location = URL(redirect_uri).update_query(answer)
+        return web.Response(status=302, headers={"Location": str(location)})
+
+    async def _me(self, request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        token = (
+            header[7:] if header.startswith("Bearer ") else request.query.get("access_token", "")
+        )
+        self.api_tokens.append(token)
+        family = self.family_of_access(token) if token else None
+        if family is None or family.revoked:
+            return web.json_response({"error": "invalid_token"}, status=401)
+        return web.json_response(
+            {"family": self.families.index(family), "echo": f"you sent {token}"}
+        )
 
     # --- the token endpoint -----------------------------------------------------------
 
@@ -215,6 +279,8 @@ class FakeProvider:
         }
         if rotated:
             body["refresh_token"] = family.refresh_token
+        if self.issue_unusable:
+            self.invalidate_access(family)  # the token just issued is refused by the API
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
