@@ -8,6 +8,7 @@ echoes it back).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -374,3 +375,20 @@ async def test_s1_tokens_and_the_client_secret_never_leak(
     secrets += [t for t in provider.api_tokens if t]
     assert len(secrets) >= 8
     assert [s for s in secrets if s in captured] == []
+
+
+async def test_o1_200_concurrent_runs_on_an_expired_account_refresh_once(
+    client: Client, owner: Caller, crm: dict[str, Any], account_id: str, provider: FakeProvider
+) -> None:
+    await _expire(client, account_id)
+    provider.delay = 0.2  # the refresh is still in flight while the other runs arrive
+    responses = await asyncio.gather(
+        *(_run(client, owner, crm["guid"], account_id) for _ in range(200))
+    )
+    statuses = [response.status for response in responses]
+    assert statuses == [HTTPStatus.OK] * 200
+    runs = [await response.json() for response in responses]
+    assert {run["status"] for run in runs} == {"success"}
+    assert provider.refresh_calls == 1
+    assert provider.replays == 0
+    assert not _family(provider).revoked
