@@ -11,7 +11,9 @@ from aiohttp.web import Application, Request
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
+from gateway.identity.principal import Role
 from gateway.settings import Settings
+from tests.gateway.callers import Caller, Client, add_user, make_caller
 from tests.openapi_check import Conformance, watch
 
 
@@ -40,3 +42,27 @@ async def client(
     """A client of the app over loopback TCP; fails the test on any response off the spec."""
     yield await aiohttp_client(app)
     assert conformance.errors == []
+
+
+@pytest.fixture
+async def owner(client: Client) -> Caller:
+    """A member of `acme` who creates connectors and accounts."""
+    return await make_caller(client, "acme", "olga@acme.test", Role.MEMBER)
+
+
+@pytest.fixture
+async def colleague(client: Client, owner: Caller) -> Caller:
+    """Another member of `acme`."""
+    return await add_user(client, owner, "carl@acme.test", Role.MEMBER)
+
+
+@pytest.fixture
+async def admin(client: Client, owner: Caller) -> Caller:
+    """A customer admin of `acme`."""
+    return await add_user(client, owner, "ada@acme.test", Role.ADMIN)
+
+
+@pytest.fixture
+async def outsider(client: Client) -> Caller:
+    """A customer admin of another customer, `globex`."""
+    return await make_caller(client, "globex", "gina@globex.test", Role.ADMIN)

@@ -13,10 +13,9 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from gateway.identity.principal import Role
 from gateway.settings import Settings
 from tests.domo_fakes import DomoHosts
-from tests.gateway.callers import Caller, Client, add_user, make_caller
+from tests.gateway.callers import Caller, Client
 
 SCRIPTS = Path(__file__).parent.parent.parent / "scripts"
 
@@ -36,30 +35,6 @@ def settings_with_domo_hosts(tmp_path: Path, domo_hosts: DomoHosts) -> Settings:
         egress_resolve=domo_hosts.resolve,
         egress_ca_file=domo_hosts.ca_file,
     )
-
-
-@pytest.fixture
-async def owner(client: Client) -> Caller:
-    """A member of `acme` who creates the connectors."""
-    return await make_caller(client, "acme", "olga@acme.test", Role.MEMBER)
-
-
-@pytest.fixture
-async def colleague(client: Client, owner: Caller) -> Caller:
-    """Another member of `acme`."""
-    return await add_user(client, owner, "carl@acme.test", Role.MEMBER)
-
-
-@pytest.fixture
-async def admin(client: Client, owner: Caller) -> Caller:
-    """A customer admin of `acme`."""
-    return await add_user(client, owner, "ada@acme.test", Role.ADMIN)
-
-
-@pytest.fixture
-async def outsider(client: Client) -> Caller:
-    """A customer admin of another customer, `globex`."""
-    return await make_caller(client, "globex", "gina@globex.test", Role.ADMIN)
 
 
 def connector_body(**changes: Any) -> dict[str, Any]:

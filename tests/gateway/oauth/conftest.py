@@ -8,17 +8,22 @@ from datetime import datetime, timedelta
 from typing import Final
 
 import pytest
+from aiohttp.web import Application
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.accounts.tables import accounts
 from gateway.accounts.vault import SecretVault
+from gateway.app import create_app
 from gateway.crypto import KeyRing, new_key_entry
 from gateway.egress import EgressClient
 from gateway.oauth import OAuthClientConfig, RefreshCoordinator, TokenEndpoint
+from gateway.settings import Settings
 from gateway.store import new_id, utcnow
 from tests.dbfixtures import make_customer, make_user
+from tests.gateway.oauth.browser import Recorder
 from tests.gateway.oauth.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
+from tests.openapi_check import Conformance, watch
 
 KEY_ENTRY: Final = new_key_entry()
 # Short enough for fast tests, long enough that a loaded machine does not lose a lease.
@@ -150,3 +155,17 @@ async def expired(engine: AsyncEngine, vault: SecretVault, provider: FakeProvide
         family.refresh_token,
         utcnow() - timedelta(minutes=1),
     )
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """Every response the app gave."""
+    return Recorder()
+
+
+@pytest.fixture
+def app(settings: Settings, conformance: Conformance, recorder: Recorder) -> Application:
+    """The real app, checked against openapi.yaml, its responses recorded."""
+    application = watch(create_app(settings), conformance)
+    application.middlewares.insert(0, recorder.middleware())
+    return application

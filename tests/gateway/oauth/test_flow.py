@@ -16,22 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.web import Application
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import select, update
 from yarl import URL
 
 from gateway.accounts.tables import account_secrets, accounts
-from gateway.app import create_app
 from gateway.connectors.tables import runs
 from gateway.crypto import DecryptionError, Sealed, associated_data, load_keyring
-from gateway.identity.principal import Role
 from gateway.keys import ENGINE, VAULT
 from gateway.oauth import new_code_verifier
 from gateway.oauth.tables import oauth_states
 from gateway.settings import Settings
 from gateway.store import utcnow
-from tests.gateway.callers import Caller, Client, add_user, make_caller, problem
+from tests.gateway.callers import Caller, Client, problem
 from tests.gateway.connectors.conftest import create_connector
 from tests.gateway.oauth.browser import (
     JSON,
@@ -44,7 +41,6 @@ from tests.gateway.oauth.browser import (
     oauth_settings,
 )
 from tests.gateway.oauth.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider, Outage
-from tests.openapi_check import Conformance, watch
 
 
 @pytest.fixture
@@ -60,38 +56,6 @@ async def provider() -> AsyncIterator[FakeProvider]:
     await server.start()
     yield server
     await server.close()
-
-
-@pytest.fixture
-async def owner(client: Client) -> Caller:
-    """A member of `acme`: creates the connector and authorises accounts."""
-    return await make_caller(client, "acme", "olga@acme.test", Role.MEMBER)
-
-
-@pytest.fixture
-async def colleague(client: Client, owner: Caller) -> Caller:
-    """Another member of `acme`."""
-    return await add_user(client, owner, "carl@acme.test", Role.MEMBER)
-
-
-@pytest.fixture
-async def outsider(client: Client) -> Caller:
-    """An admin of another customer, `globex`."""
-    return await make_caller(client, "globex", "gina@globex.test", Role.ADMIN)
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    """Every response the app gave."""
-    return Recorder()
-
-
-@pytest.fixture
-def app(settings: Settings, conformance: Conformance, recorder: Recorder) -> Application:
-    """The real app, checked against openapi.yaml, its responses recorded."""
-    application = watch(create_app(settings), conformance)
-    application.middlewares.insert(0, recorder.middleware())
-    return application
 
 
 @pytest.fixture

@@ -19,20 +19,16 @@ from typing import Any, Final
 
 import pytest
 import structlog
-from aiohttp.web import Application
 from sqlalchemy import select, update
 
 from gateway.accounts.tables import accounts
-from gateway.app import create_app
 from gateway.connectors.tables import runs
-from gateway.identity.principal import Role
 from gateway.keys import ENGINE, VAULT
 from gateway.settings import Settings
 from gateway.store import utcnow
-from tests.gateway.callers import Caller, Client, add_user, make_caller, problem
+from tests.gateway.callers import Caller, Client, problem
 from tests.gateway.oauth.browser import Recorder, connect, create_oauth_connector, oauth_settings
 from tests.gateway.oauth.fake_provider import CLIENT_SECRET, FakeProvider, Family, Outage
-from tests.openapi_check import Conformance, watch
 
 # Two calls to the API (the token in a header, then in the query), everything logged.
 PROCESS: Final = """
@@ -64,44 +60,6 @@ async def provider() -> AsyncIterator[FakeProvider]:
     await server.start()
     yield server
     await server.close()
-
-
-@pytest.fixture
-async def owner(client: Client) -> Caller:
-    """A member of `acme`: creates the connector and authorises accounts."""
-    return await make_caller(client, "acme", "olga@acme.test", Role.MEMBER)
-
-
-@pytest.fixture
-async def colleague(client: Client, owner: Caller) -> Caller:
-    """Another member of `acme`."""
-    return await add_user(client, owner, "carl@acme.test", Role.MEMBER)
-
-
-@pytest.fixture
-async def admin(client: Client, owner: Caller) -> Caller:
-    """A customer admin of `acme`."""
-    return await add_user(client, owner, "ada@acme.test", Role.ADMIN)
-
-
-@pytest.fixture
-async def outsider(client: Client) -> Caller:
-    """An admin of another customer, `globex`."""
-    return await make_caller(client, "globex", "gina@globex.test", Role.ADMIN)
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    """Every response the app gave."""
-    return Recorder()
-
-
-@pytest.fixture
-def app(settings: Settings, conformance: Conformance, recorder: Recorder) -> Application:
-    """The real app, checked against openapi.yaml, its responses recorded."""
-    application = watch(create_app(settings), conformance)
-    application.middlewares.insert(0, recorder.middleware())
-    return application
 
 
 @pytest.fixture
