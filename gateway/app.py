@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib import resources
 
 import structlog
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.service import AccountService, AccountsForRuns
 from gateway.accounts.vault import SecretVault
@@ -43,6 +47,7 @@ from gateway.routes import register_routes
 from gateway.settings import Settings
 from gateway.store.engine import create_engine, database_url_for
 from gateway.store.migrate import upgrade
+from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -66,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     # The egress client comes before the store: the run service built there uses both.
     app.cleanup_ctx.append(_egress_client)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_run_retention)
     register_routes(app)
     return app
 
@@ -156,6 +162,38 @@ async def _egress_client(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.close()
+
+
+RETENTION_SWEEP_S = 6 * 3600
+
+
+@asynccontextmanager
+async def _run_retention(app: web.Application) -> AsyncIterator[None]:
+    """Delete runs past `GATEWAY_RUN_RETENTION_DAYS`: once at start, then every few hours."""
+    retention = timedelta(days=app[SETTINGS].run_retention_days)
+
+    async def purge() -> None:
+        try:
+            purged = await app[RUNS].purge_runs(utcnow() - retention)
+        except SQLAlchemyError:
+            log.exception("run_retention_failed")
+            return
+        if purged:
+            log.info("runs_purged", count=purged)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(RETENTION_SWEEP_S)
+            await purge()
+
+    await purge()
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def egress_client_for(settings: Settings) -> EgressClient:

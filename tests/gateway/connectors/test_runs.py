@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from pytest_aiohttp import AiohttpClient
+from sqlalchemy import select, update
 
+from gateway.app import create_app
 from gateway.connectors.records import Connector
 from gateway.connectors.tables import runs
 from gateway.errors import NotFound
 from gateway.identity.principal import Principal
-from gateway.keys import ENGINE, POOL, RUNS
+from gateway.keys import ENGINE, POOL, RUNS, SETTINGS
 from gateway.settings import Settings
+from gateway.store.tables import utcnow
 from runtime.host import Host
 from runtime.model import JsonValue, RunRequest, RunResult
 from runtime.pool import PoolBusy
@@ -353,3 +357,33 @@ async def test_account_id_through_an_account_source(
         HTTPStatus.NOT_FOUND,
         "not_found",
     )
+
+
+async def test_runs_past_their_retention_are_swept(
+    client: Client, owner: Caller, upstream: Upstream, aiohttp_client: AiohttpClient
+) -> None:
+    connector = await create_connector(
+        client, owner, key="sweep", auth={"method": "none"}, allowed_hosts=[upstream.host]
+    )
+    await put_script(client, owner, connector["guid"], "process", "DOMO.log('hello')")
+    runs_made = [
+        await (
+            await client.post(
+                f"/api/v1/connectors/{connector['guid']}/runs",
+                headers=owner.headers,
+                json={"mode": "process", "report": "Opportunities"},
+            )
+        ).json()
+        for _ in range(2)
+    ]
+    old, recent = (run["run_id"] for run in runs_made)
+    async with client.app[ENGINE].begin() as connection:
+        await connection.execute(
+            update(runs).where(runs.c.id == old).values(created_at=utcnow() - timedelta(days=31))
+        )
+    # A new app on the same data folder sweeps at start (GATEWAY_RUN_RETENTION_DAYS = 30).
+    second = await aiohttp_client(create_app(client.app[SETTINGS]))
+    gone = await second.get(f"/api/v1/runs/{old}", headers=owner.headers)
+    assert gone.status == HTTPStatus.NOT_FOUND
+    kept = await second.get(f"/api/v1/runs/{recent}", headers=owner.headers)
+    assert kept.status == HTTPStatus.OK
