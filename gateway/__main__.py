@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 
 from gateway import admin, scriptrun
@@ -35,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings) -> int:
     configure_logging()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    structlog.get_logger(__name__).info(
+        "gateway_starting",
+        url=f"http://{settings.host}:{settings.port}",
+        data_dir=str(settings.data_dir),
+        workers=settings.workers,
+    )
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     return 0
 
