@@ -1,14 +1,7 @@
 """Egress: the policy and the client every upstream request of a run goes through."""
 
-from gateway.egress.client import (
-    EgressClient,
-    EgressRefusedError,
-    EgressSession,
-    PinningResolver,
-    make_socket_factory,
-    redact_url,
-    scrub,
-)
+from gateway.egress.client import EgressClient
+from gateway.egress.connect import EgressRefusedError, PinningResolver, make_socket_factory
 from gateway.egress.policy import (
     AddressPolicy,
     HostPattern,
@@ -23,6 +16,7 @@ from gateway.egress.policy import (
     validate_method,
     validate_url,
 )
+from gateway.egress.session import EgressSession, redact_url, scrub
 
 __all__ = [
     "AddressPolicy",

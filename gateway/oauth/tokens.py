@@ -27,7 +27,8 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from yarl import URL
 
-from gateway.egress.client import EgressClient, scrub
+from gateway.egress.client import EgressClient
+from gateway.egress.session import scrub
 from runtime.host import HostCallError, HttpRequest, HttpResponse
 
 ClientAuthMethod = Literal["client_secret_post", "client_secret_basic"]
