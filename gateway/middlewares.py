@@ -64,7 +64,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except GatewayError as exc:
-        log.info("request_refused", code=exc.code)
+        log.info("request_refused", problem=exc.code)
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
         retry = exc.retry_after
         headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None
@@ -85,7 +85,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             headers={"Retry-After": "5"},
         )
     except ProblemError as exc:
-        log.info("request_refused", code=exc.code, status=int(exc.status))
+        log.info("request_refused", problem=exc.code, status=int(exc.status))
         return problem_response(
             exc.code,
             exc.detail,

@@ -143,13 +143,13 @@ async def callback(request: web.Request) -> web.Response:
     except TokenExchangeUnavailable as exc:
         if as_json:
             raise
-        log.info("request_refused", code=exc.code)
+        log.info("request_refused", problem=exc.code)
         return page(HTTPStatus.BAD_GATEWAY, "The provider is unavailable", exc.detail)
     except Exception as exc:
         refusal = None if as_json else _refusal_page(exc)
         if refusal is None:
             raise  # the problem middleware renders it (JSON, or a 500)
-        log.info("request_refused", code=getattr(exc, "code", "service_unavailable"))
+        log.info("request_refused", problem=getattr(exc, "code", "service_unavailable"))
         return refusal
     return _success(done, as_json)
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import MutableMapping
+from http import HTTPStatus
+from typing import Any
 
 import structlog
 
 from gateway.logconfig import processors
 from gateway.redaction import redact_text
+from tests.gateway.callers import Client, problem
 
 CANARY = "canary-Zx81QpLm"
 
@@ -60,3 +64,39 @@ def test_tracebacks_have_no_local_variables() -> None:
 def test_plain_text_is_left_alone() -> None:
     text = "GET /api/v1/runs?limit=50&cursor=abc took 3 ms"
     assert redact_text(text) == text
+
+
+def _rendered(event: MutableMapping[str, Any]) -> dict[str, Any]:
+    """`event` as the real processor chain writes it (redaction included)."""
+    out = io.StringIO()
+    fields = {k: v for k, v in event.items() if k not in ("event", "log_level")}
+    _logger(out).info(event["event"], **fields)
+    rendered: dict[str, Any] = json.loads(out.getvalue())
+    return rendered
+
+
+async def test_a_refused_request_logs_its_problem_code_readably(client: Client) -> None:
+    with structlog.testing.capture_logs() as captured:
+        response = await client.get("/api/v1/me")
+    await problem(response, HTTPStatus.UNAUTHORIZED, "unauthenticated")
+    refused = [e for e in captured if e["event"] == "request_refused"]
+    assert len(refused) == 1
+    assert _rendered(refused[0])["problem"] == "unauthenticated"
+
+
+async def test_an_oauth_code_in_a_callback_url_never_reaches_a_log_line(client: Client) -> None:
+    with structlog.testing.capture_logs() as captured:
+        response = await client.get(
+            f"/api/v1/oauth/callback?state=forged&code={CANARY}",
+            headers={"Accept": "application/json"},
+        )
+    await problem(response, HTTPStatus.BAD_REQUEST, "bad_request")
+    lines = [json.dumps(_rendered(event)) for event in captured]
+    assert any('"problem": "bad_request"' in line for line in lines)
+    assert not any(CANARY in line for line in lines)
+    out = io.StringIO()
+    _logger(out).info(
+        "callback_seen", url=f"http://127.0.0.1:8080/api/v1/oauth/callback?code={CANARY}&state=s"
+    )
+    assert CANARY not in out.getvalue()
+    assert "state=s" in out.getvalue()
