@@ -30,14 +30,28 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def is_json_type(content_type: str) -> bool:
+    """Whether a media type is JSON: `application/json` or `application/*+json` (SPEC 4.3)."""
+    kind, _, subtype = content_type.lower().partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT:
-    """Parse the JSON body into `model`.
+    """Parse the JSON body into `model`; an empty body counts as `{}`.
 
     Raises:
-        ProblemError: `invalid_json` (400) for a body that does not parse,
+        ProblemError: `unsupported_media_type` (415) for a body sent as another type,
+            `invalid_json` (400) for a body that does not parse,
             `validation_failed` (422) with `errors` for one that breaks the schema.
     """
     raw = await request.read()
+    # An absent Content-Type reads as application/octet-stream (RFC 9110 8.3), which is also
+    # what clients such as aiohttp's put on a request without a body: both are "no body".
+    untyped = request.content_type == "application/octet-stream"
+    if not (is_json_type(request.content_type) or (untyped and not raw)):
+        raise ProblemError(
+            "unsupported_media_type", "send the body as application/json (or application/*+json)"
+        )
     if not raw.strip():
         raw = b"{}"
     try:

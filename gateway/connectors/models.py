@@ -19,9 +19,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.connectors.errors import field_error
 from gateway.egress import HostPattern
+from gateway.text import FREE_TEXT, NO_NUL, ONE_LINE, Identifier, Matches, Name
 from runtime.model import MiB, RunMode
 
 MAX_LIST: Final = 100
@@ -97,12 +100,6 @@ class Definition(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
 
-def _printable(value: str) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError("control characters are not allowed")
-    return value
-
-
 def _host_pattern(value: str) -> str:
     HostPattern.parse(value)  # raises ValueError naming the entry
     return value
@@ -122,26 +119,51 @@ def _http_url(value: str) -> str:
     return value
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
-Label = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_printable),
-]
+# The patterns are what the document states; each is a subset of what the validator after
+# it accepts, so the two together accept exactly what the pattern says (decision 0012).
+_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_LAST_LABEL: Final = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # never an IP literal
+_PORT: Final = (
+    r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+_H16: Final = r"[0-9A-Fa-f]{1,4}"
+_IPV6: Final = (
+    rf"(?:(?:{_H16}:){{7}}{_H16}|(?:{_H16}:){{1,7}}:|(?:{_H16}:){{1,6}}:{_H16}"
+    rf"|(?:{_H16}:){{1,5}}(?::{_H16}){{1,2}}|(?:{_H16}:){{1,4}}(?::{_H16}){{1,3}}"
+    rf"|(?:{_H16}:){{1,3}}(?::{_H16}){{1,4}}|(?:{_H16}:){{1,2}}(?::{_H16}){{1,5}}"
+    rf"|{_H16}:(?::{_H16}){{1,6}}|:(?:(?::{_H16}){{1,7}}|:))"
+)
+HOST_PATTERN: Final = (
+    rf"^(?:\*\.(?:{_LABEL}\.){{0,8}}{_LAST_LABEL}|(?:{_LABEL}\.){{0,8}}{_LABEL}|\[{_IPV6}\])"
+    rf"(?::{_PORT})?$"
+)
+URL_PATTERN: Final = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:{_LABEL}\.){{0,8}}{_LABEL}(?::[0-9]{{1,5}})?"
+    r"(?:[/?][^\s#\x00-\x1f\x7f]*)?$"
+)
+
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"), ONE_LINE]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]
 ParameterName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/]+$"),
-    AfterValidator(_printable),
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^/]+$"), ONE_LINE
 ]
-FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"), ONE_LINE]
 HostText = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+    StringConstraints(max_length=300),
+    ONE_LINE,
     AfterValidator(_host_pattern),
+    Matches(HOST_PATTERN, "must be an ASCII host name (IDN as xn--), IPv4 or [IPv6], :port"),
 ]
-HttpUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_http_url)]
-Short = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+HttpUrl = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    ONE_LINE,
+    AfterValidator(_http_url),
+    Matches(URL_PATTERN, "must be an http(s) URL of an ASCII host name, no credentials"),
+]
+Short = Annotated[str, StringConstraints(min_length=1, max_length=500), ONE_LINE]
+HelpText = Annotated[str, StringConstraints(max_length=2000), FREE_TEXT]
 
 
 # --- auth ---------------------------------------------------------------------------------
@@ -174,9 +196,9 @@ class OAuth2Auth(Definition):
     client_id: Short
     client_secret: SecretStr | None = Field(default=None, max_length=2000)
     scopes: list[Short] = Field(default_factory=list, max_length=MAX_LIST)
-    extra_params: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], Short] = (
-        Field(default_factory=dict, max_length=50)
-    )
+    extra_params: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=100), ONE_LINE], Short
+    ] = Field(default_factory=dict, max_length=50)
 
 
 AuthConfig = Annotated[NoAuth | BasicAuth | ApiKeyAuth | OAuth2Auth, Field(discriminator="method")]
@@ -213,11 +235,22 @@ class AccountField(Definition):
 class Parameter(Definition):
     """A declared parameter of an action or a report."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "A dropdown takes distinct `options`; no other type takes any",
+            "if": {"properties": {"type": {"const": "dropdown"}}},
+            "then": {"required": ["options"], "properties": {"options": {"minItems": 1}}},
+            "else": {"properties": {"options": {"maxItems": 0}}},
+        }
+    )
+
     name: ParameterName
     type: ParameterType
     required: bool = False
-    options: list[Label] = Field(default_factory=list, max_length=500)
-    help: Annotated[str, StringConstraints(max_length=2000)] = ""
+    options: list[Label] = Field(
+        default_factory=list, max_length=500, json_schema_extra={"uniqueItems": True}
+    )
+    help: HelpText = ""
 
     @model_validator(mode="after")
     def _options_fit_the_type(self) -> Parameter:
@@ -274,7 +307,9 @@ class _DefinitionParts(Definition):
         return value
 
 
-Description = Annotated[str, StringConstraints(max_length=10_000)]
+Description = Annotated[str, StringConstraints(max_length=10_000), FREE_TEXT]
+_REPORTS: Final[JsonDict] = {"uniqueItems": True}
+_DISTINCT: Final = "Names are distinct (account fields: also ignoring case)"
 
 
 class ConnectorCreate(_DefinitionParts):
@@ -285,26 +320,53 @@ class ConnectorCreate(_DefinitionParts):
     key: Key
     description: Description = ""
     auth: AuthConfig = Field(default_factory=lambda: NoAuth(method="none"))
-    account_fields: list[AccountField] = Field(default_factory=list, max_length=MAX_LIST)
+    account_fields: list[AccountField] = Field(
+        default_factory=list, max_length=MAX_LIST, description=_DISTINCT
+    )
     allowed_hosts: list[HostText] = Field(default_factory=list, max_length=MAX_LIST)
-    parameters: list[Parameter] = Field(default_factory=list, max_length=MAX_LIST)
-    reports: list[Label] = Field(default_factory=list, max_length=MAX_LIST)
+    parameters: list[Parameter] = Field(
+        default_factory=list, max_length=MAX_LIST, description=_DISTINCT
+    )
+    reports: list[Label] = Field(
+        default_factory=list, max_length=MAX_LIST, json_schema_extra=_REPORTS
+    )
     limits: ConnectorLimits = Field(default_factory=ConnectorLimits)
 
 
-class ConnectorUpdate(_DefinitionParts):
-    """`PATCH /api/v1/connectors/{guid}`: the fields given replace the stored ones."""
+def _absent_is_unchanged(schema: JsonDict) -> None:
+    # A missing field keeps the stored value: there is no default to state.
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for field in properties.values():
+            if isinstance(field, dict):
+                field.pop("default", None)
 
-    kind: ConnectorKind | None = None
-    name: Name | None = None
-    key: Key | None = None
-    description: Description | None = None
-    auth: AuthConfig | None = None
-    account_fields: list[AccountField] | None = Field(default=None, max_length=MAX_LIST)
-    allowed_hosts: list[HostText] | None = Field(default=None, max_length=MAX_LIST)
-    parameters: list[Parameter] | None = Field(default=None, max_length=MAX_LIST)
-    reports: list[Label] | None = Field(default=None, max_length=MAX_LIST)
-    limits: ConnectorLimits | None = None
+
+class ConnectorUpdate(_DefinitionParts):
+    """`PATCH /api/v1/connectors/{guid}`: the fields given replace the stored ones.
+
+    None of them may be null; an empty object changes nothing and answers the connector
+    as it is.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_absent_is_unchanged)
+
+    kind: ConnectorKind | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
+    key: Key | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    auth: AuthConfig | SkipJsonSchema[None] = None
+    account_fields: list[AccountField] | SkipJsonSchema[None] = Field(
+        default=None, max_length=MAX_LIST, description=_DISTINCT
+    )
+    allowed_hosts: list[HostText] | SkipJsonSchema[None] = Field(default=None, max_length=MAX_LIST)
+    parameters: list[Parameter] | SkipJsonSchema[None] = Field(
+        default=None, max_length=MAX_LIST, description=_DISTINCT
+    )
+    reports: list[Label] | SkipJsonSchema[None] = Field(
+        default=None, max_length=MAX_LIST, json_schema_extra=_REPORTS
+    )
+    limits: ConnectorLimits | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> ConnectorUpdate:
@@ -314,29 +376,59 @@ class ConnectorUpdate(_DefinitionParts):
         return self
 
 
+CredentialValue = Annotated[str, StringConstraints(max_length=64 * 1024), NO_NUL]
+
+
 class RunCreate(Definition):
     """`POST /api/v1/connectors/{guid}/runs`: a development run."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {"not": {"required": ["account_id", "credentials"]}},
+                {
+                    "if": {"properties": {"mode": {"const": "discovery"}}, "required": ["mode"]},
+                    "then": {
+                        "required": ["parameter"],
+                        "properties": {"parameter": {"type": "string"}},
+                    },
+                    "else": {"not": {"required": ["parameter"]}},
+                },
+            ]
+        }
+    )
+
     mode: RunMode = RunMode.PROCESS
-    account_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    credentials: (
-        dict[
-            Annotated[str, StringConstraints(min_length=1, max_length=100)],
-            Annotated[str, StringConstraints(max_length=64 * 1024)],
-        ]
-        | None
-    ) = Field(default=None, max_length=MAX_LIST)
-    report: Label | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict, max_length=MAX_LIST)
-    parameter: ParameterName | None = None
+    account_id: Identifier | None = Field(
+        default=None, description="A stored account the caller may use (not with `credentials`)"
+    )
+    credentials: dict[Label, CredentialValue] | None = Field(
+        default=None,
+        max_length=MAX_LIST,
+        description=(
+            "Account fields for this run only (never stored): the auth method's standard fields"
+            " and the connector's `account_fields`; any other field is refused (422)"
+        ),
+    )
+    report: Label | None = Field(default=None, description="One of the connector's `reports`")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=MAX_LIST,
+        description="Values of declared parameters (checked against their types)",
+    )
+    parameter: ParameterName | None = Field(
+        default=None, description="The discovery parameter whose script a discovery run runs"
+    )
 
     @model_validator(mode="after")
     def _one_account_source(self) -> RunCreate:
-        if self.account_id is not None and self.credentials is not None:
+        # "Given" means present in the body, null or not: the document says the same.
+        given = self.model_fields_set
+        if {"account_id", "credentials"} <= given:
             raise ValueError("give account_id or credentials, not both")
         if self.mode is RunMode.DISCOVERY and self.parameter is None:
             raise ValueError("a discovery run names its discovery parameter in `parameter`")
-        if self.mode is not RunMode.DISCOVERY and self.parameter is not None:
+        if self.mode is not RunMode.DISCOVERY and "parameter" in given:
             raise ValueError("`parameter` is only for discovery runs")
         return self
 

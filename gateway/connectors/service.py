@@ -155,6 +155,8 @@ class ConnectorService:
         try:
             async with self._engine.begin() as connection:
                 current = await self._changeable(connection, principal, guid)
+                if not given:
+                    return current  # an empty patch changes nothing, not even updated_at
                 values = definition_values(body, given)
                 if body.auth is not None and not _keeps_secret(body.auth, current):
                     values.update(self._secret_values(current.customer_id, current.id, body.auth))

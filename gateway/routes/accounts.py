@@ -4,37 +4,50 @@ from __future__ import annotations
 
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
+from gateway.accounts.fields import MAX_VALUE_LENGTH
 from gateway.accounts.service import Account, CredentialCheck, Provider
 from gateway.auth import principal_of
+from gateway.connectors.models import Key, Label
 from gateway.connectors.records import Connector
 from gateway.connectors.runs import RunService
 from gateway.errors import ProviderMismatch
 from gateway.identity.principal import Principal
 from gateway.keys import ACCOUNTS, CONNECTORS, OAUTH_CLIENTS, REFRESH, RUNS
+from gateway.text import NO_NUL, Identifier, Name
 from gateway.wire import ParseModel, json_model, page_parameters, parse_body
 from runtime.model import RunStatus
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-# Values are checked against the connector's fields by the service (strings, or numbers).
-Credentials = dict[str, Any]
+# Names and values are checked against the connector's fields by the service; numbers are
+# taken as their text.
+Credentials = Annotated[
+    dict[
+        Label,
+        Annotated[str, StringConstraints(max_length=MAX_VALUE_LENGTH), NO_NUL] | int | float,
+    ],
+    Field(description="Field values by name: the auth method's fields and `account_fields`"),
+]
 
 
 class AccountCreate(ParseModel):
     """`POST /api/v1/accounts`."""
 
-    connector_key: Key
+    connector_key: Key = Field(
+        description="The connector's key (the caller's customer's, else global)"
+    )
     name: Name
     credentials: Credentials
 
 
 class AccountUpdate(ParseModel):
-    """`PATCH /api/v1/accounts/{id}`: a new name, new credentials, or both."""
+    """`PATCH /api/v1/accounts/{id}`: a new name, new credentials, or both.
+
+    An empty object (or body) changes nothing and answers the account as it is.
+    """
 
     name: Name | None = None
     credentials: Credentials | None = None
@@ -43,7 +56,7 @@ class AccountUpdate(ParseModel):
 class ShareCreate(ParseModel):
     """`POST /api/v1/accounts/{id}/shares`."""
 
-    user_id: str
+    user_id: Identifier
 
 
 class AccountOut(BaseModel):

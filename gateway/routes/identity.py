@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from gateway.auth import principal_of
 from gateway.errors import Forbidden, NotFound
 from gateway.identity.principal import Principal, Role
 from gateway.identity.service import Customer, TokenInfo, User
 from gateway.keys import IDENTITY
+from gateway.text import Email, Identifier, Name
 from gateway.wire import ParseModel, json_model, page_parameters, parse_body
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"),
-]
 
 
 class CustomerCreate(ParseModel):
@@ -33,9 +27,11 @@ class UserCreate(ParseModel):
     """`POST /api/v1/users`."""
 
     email: Email
-    name: Name | None = None
+    name: Name | None = Field(default=None, description="Defaults to the e-mail address")
     role: Role = Role.MEMBER
-    customer_id: str | None = None
+    customer_id: Identifier | None = Field(
+        default=None, description="Defaults to the caller's; only platform admins name another"
+    )
 
 
 class TokenCreate(ParseModel):

@@ -186,7 +186,7 @@ async def test_lists_are_paginated(client: Client, owner: Caller) -> None:
         ({"limits": {"stack_kb": 10}}, ["limits", "stack_kb"], "Extra"),
         ({"key": "has space"}, ["key"], "pattern"),
         ({"kind": "widget"}, ["kind"], "action"),
-        ({"name": "  "}, ["name"], "at least 1"),
+        ({"name": "  "}, ["name"], "space"),
         (
             {"parameters": [{"name": "a", "type": "string"}, {"name": "a", "type": "integer"}]},
             ["parameters"],
@@ -229,7 +229,11 @@ async def test_missing_fields_and_broken_json(client: Client, owner: Caller) -> 
     )
     assert {tuple(e["loc"]) for e in body["errors"]} == {("kind",), ("name",), ("key",)}
     await problem(
-        await client.post("/api/v1/connectors", headers=owner.headers, data=b"{nope"),
+        await client.post(
+            "/api/v1/connectors",
+            headers={**owner.headers, "Content-Type": "application/json"},
+            data=b"{nope",
+        ),
         HTTPStatus.BAD_REQUEST,
         "invalid_json",
     )

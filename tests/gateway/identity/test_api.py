@@ -184,7 +184,7 @@ async def test_i2_another_customers_objects_are_404(
 async def test_bad_bodies_are_clear_problems(client: Client, root: Caller) -> None:
     broken = await client.post(
         "/api/v1/customers",
-        headers=root.headers,
+        headers={**root.headers, "Content-Type": "application/json"},
         data=b"{not json",
     )
     await problem(broken, HTTPStatus.BAD_REQUEST, "invalid_json")
