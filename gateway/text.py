@@ -10,13 +10,17 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstrain
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+# Every regex here names its characters: `\s` means different sets in Python, ECMA-262 and
+# Rust (U+0085, U+FEFF), and each of them reads this document somewhere.
+CONTROLS: Final = r"\x00-\x1f\x7f-\x9f"
+SPACES: Final = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 # A one-line value (a name, a label, an id): no control character, no space at either end.
 # PostgreSQL refuses NUL in text, and a name that differs from another by a trailing space
 # only confuses people. Written as what is refused, because a JSON Schema `pattern` is a
 # search and `$` also matches before a final line end: `not: {pattern}` has no such gap.
-LINE_REFUSED: Final = r"[\x00-\x1f\x7f]|^\s|\s$"
+LINE_REFUSED: Final = rf"[{CONTROLS}]|^[{SPACES}]|[{SPACES}]$"
 # Free text (a description, a help text): line ends and tabs are fine, other controls not.
-TEXT_REFUSED: Final = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+TEXT_REFUSED: Final = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 # A value sent on to a script or sealed (a credential): anything but NUL.
 VALUE_REFUSED: Final = r"\x00"
 
@@ -84,6 +88,20 @@ class Matches:
         return json_schema
 
 
+class SchemaNote:
+    """`Annotated` marker: keys added to the JSON schema only (what a validator checks)."""
+
+    def __init__(self, **keys: object) -> None:
+        self.keys = keys
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(self.keys)
+        return json_schema
+
+
 ONE_LINE: Final = Refuses(
     LINE_REFUSED, "must not contain control characters or begin or end with a space"
 )
@@ -100,7 +118,8 @@ Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100), ONE
 
 Email = Annotated[
     str,
-    StringConstraints(max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"),
+    StringConstraints(max_length=320),
     ONE_LINE,
+    Matches(rf"^[^@{CONTROLS}{SPACES}]+@[^@{CONTROLS}{SPACES}]+$", "must be an e-mail address"),
 ]
 """An e-mail address: something, `@`, something, without spaces or controls."""

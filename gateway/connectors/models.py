@@ -9,9 +9,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
+from annotated_types import Interval, MaxLen
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -20,11 +22,20 @@ from pydantic import (
     model_validator,
 )
 from pydantic.config import JsonDict
-from pydantic.json_schema import SkipJsonSchema
 
 from gateway.connectors.errors import field_error
 from gateway.egress import HostPattern
-from gateway.text import FREE_TEXT, NO_NUL, ONE_LINE, Identifier, Matches, Name
+from gateway.text import (
+    CONTROLS,
+    FREE_TEXT,
+    NO_NUL,
+    ONE_LINE,
+    SPACES,
+    Identifier,
+    Matches,
+    Name,
+    SchemaNote,
+)
 from runtime.model import MiB, RunMode
 
 MAX_LIST: Final = 100
@@ -122,7 +133,9 @@ def _http_url(value: str) -> str:
 # The patterns are what the document states; each is a subset of what the validator after
 # it accepts, so the two together accept exactly what the pattern says (decision 0012).
 _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_LAST_LABEL: Final = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # never an IP literal
+_LAST_LABEL: Final = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # never a number
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4: Final = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
 _PORT: Final = (
     r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 )
@@ -134,12 +147,12 @@ _IPV6: Final = (
     rf"|{_H16}:(?::{_H16}){{1,6}}|:(?:(?::{_H16}){{1,7}}|:))"
 )
 HOST_PATTERN: Final = (
-    rf"^(?:\*\.(?:{_LABEL}\.){{0,8}}{_LAST_LABEL}|(?:{_LABEL}\.){{0,8}}{_LABEL}|\[{_IPV6}\])"
+    rf"^(?:(?:\*\.)?(?:{_LABEL}\.){{0,8}}{_LAST_LABEL}|{_IPV4}|\[{_IPV6}\])"
     rf"(?::{_PORT})?$"
 )
 URL_PATTERN: Final = (
-    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:{_LABEL}\.){{0,8}}{_LABEL}(?::[0-9]{{1,5}})?"
-    r"(?:[/?][^\s#\x00-\x1f\x7f]*)?$"
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:(?:{_LABEL}\.){{0,8}}{_LAST_LABEL}|{_IPV4})(?::[0-9]{{1,5}})?"
+    rf"(?:[/?][^#{CONTROLS}{SPACES}]*)?$"
 )
 
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"), ONE_LINE]
@@ -247,8 +260,8 @@ class Parameter(Definition):
     name: ParameterName
     type: ParameterType
     required: bool = False
-    options: list[Label] = Field(
-        default_factory=list, max_length=500, json_schema_extra={"uniqueItems": True}
+    options: Annotated[list[Label], MaxLen(500), SchemaNote(uniqueItems=True)] = Field(
+        default_factory=list
     )
     help: HelpText = ""
 
@@ -263,15 +276,25 @@ class Parameter(Definition):
         return self
 
 
+def _whole(value: object) -> object:
+    # JSON Schema calls 512.0 an integer; strict pydantic would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE: Final = BeforeValidator(_whole)
+
+
 class ConnectorLimits(Definition):
     """Per-connector limits (SPEC 3.1); a missing value is the gateway's default."""
 
     wall_time_s: float | None = Field(default=None, gt=0, le=3600)
-    memory_mb: int | None = Field(default=None, ge=16, le=512)
-    http_calls: int | None = Field(default=None, ge=0, le=100_000)
-    response_bytes: int | None = Field(default=None, ge=1024, le=100 * MiB)
-    log_bytes: int | None = Field(default=None, ge=1024, le=10 * MiB)
-    result_rows: int | None = Field(default=None, ge=1, le=100_000)
+    memory_mb: Annotated[int, Interval(ge=16, le=512), WHOLE] | None = None
+    http_calls: Annotated[int, Interval(ge=0, le=100_000), WHOLE] | None = None
+    response_bytes: Annotated[int, Interval(ge=1024, le=100 * MiB), WHOLE] | None = None
+    log_bytes: Annotated[int, Interval(ge=1024, le=10 * MiB), WHOLE] | None = None
+    result_rows: Annotated[int, Interval(ge=1, le=100_000), WHOLE] | None = None
 
 
 def _distinct(values: list[str], what: str) -> None:
@@ -308,8 +331,15 @@ class _DefinitionParts(Definition):
 
 
 Description = Annotated[str, StringConstraints(max_length=10_000), FREE_TEXT]
-_REPORTS: Final[JsonDict] = {"uniqueItems": True}
 _DISTINCT: Final = "Names are distinct (account fields: also ignoring case)"
+AccountFields = Annotated[
+    list[AccountField], MaxLen(MAX_LIST), SchemaNote(uniqueItems=True, description=_DISTINCT)
+]
+HostList = Annotated[list[HostText], MaxLen(MAX_LIST)]
+Parameters = Annotated[
+    list[Parameter], MaxLen(MAX_LIST), SchemaNote(uniqueItems=True, description=_DISTINCT)
+]
+Reports = Annotated[list[Label], MaxLen(MAX_LIST), SchemaNote(uniqueItems=True)]
 
 
 class ConnectorCreate(_DefinitionParts):
@@ -320,26 +350,29 @@ class ConnectorCreate(_DefinitionParts):
     key: Key
     description: Description = ""
     auth: AuthConfig = Field(default_factory=lambda: NoAuth(method="none"))
-    account_fields: list[AccountField] = Field(
-        default_factory=list, max_length=MAX_LIST, description=_DISTINCT
-    )
-    allowed_hosts: list[HostText] = Field(default_factory=list, max_length=MAX_LIST)
-    parameters: list[Parameter] = Field(
-        default_factory=list, max_length=MAX_LIST, description=_DISTINCT
-    )
-    reports: list[Label] = Field(
-        default_factory=list, max_length=MAX_LIST, json_schema_extra=_REPORTS
-    )
+    account_fields: AccountFields = Field(default_factory=list)
+    allowed_hosts: HostList = Field(default_factory=list)
+    parameters: Parameters = Field(default_factory=list)
+    reports: Reports = Field(default_factory=list)
     limits: ConnectorLimits = Field(default_factory=ConnectorLimits)
 
 
 def _absent_is_unchanged(schema: JsonDict) -> None:
-    # A missing field keeps the stored value: there is no default to state.
+    # A missing field keeps the stored value (no default to state) and null is refused, so
+    # each property is its type alone; the model keeps `| None` for readable error locations.
     properties = schema.get("properties")
-    if isinstance(properties, dict):
-        for field in properties.values():
-            if isinstance(field, dict):
-                field.pop("default", None)
+    if not isinstance(properties, dict):
+        return
+    for name, field in properties.items():
+        if not isinstance(field, dict):
+            continue
+        field.pop("default", None)
+        branches = field.get("anyOf")
+        if isinstance(branches, list):
+            kept = [b for b in branches if b != {"type": "null"}]
+            if len(kept) == 1 and isinstance(kept[0], dict):
+                field.pop("anyOf")
+                properties[name] = {**kept[0], **field}
 
 
 class ConnectorUpdate(_DefinitionParts):
@@ -351,22 +384,16 @@ class ConnectorUpdate(_DefinitionParts):
 
     model_config = ConfigDict(json_schema_extra=_absent_is_unchanged)
 
-    kind: ConnectorKind | SkipJsonSchema[None] = None
-    name: Name | SkipJsonSchema[None] = None
-    key: Key | SkipJsonSchema[None] = None
-    description: Description | SkipJsonSchema[None] = None
-    auth: AuthConfig | SkipJsonSchema[None] = None
-    account_fields: list[AccountField] | SkipJsonSchema[None] = Field(
-        default=None, max_length=MAX_LIST, description=_DISTINCT
-    )
-    allowed_hosts: list[HostText] | SkipJsonSchema[None] = Field(default=None, max_length=MAX_LIST)
-    parameters: list[Parameter] | SkipJsonSchema[None] = Field(
-        default=None, max_length=MAX_LIST, description=_DISTINCT
-    )
-    reports: list[Label] | SkipJsonSchema[None] = Field(
-        default=None, max_length=MAX_LIST, json_schema_extra=_REPORTS
-    )
-    limits: ConnectorLimits | SkipJsonSchema[None] = None
+    kind: ConnectorKind | None = None
+    name: Name | None = None
+    key: Key | None = None
+    description: Description | None = None
+    auth: AuthConfig | None = None
+    account_fields: AccountFields | None = None
+    allowed_hosts: HostList | None = None
+    parameters: Parameters | None = None
+    reports: Reports | None = None
+    limits: ConnectorLimits | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> ConnectorUpdate:

@@ -69,3 +69,15 @@ async def test_an_empty_patch_changes_nothing(client: Client, owner: Caller) -> 
     ):
         assert unchanged.status == HTTPStatus.OK
         assert await unchanged.json() == connector
+
+
+async def test_a_null_list_in_a_patch_is_refused_not_a_server_error(
+    client: Client, owner: Caller
+) -> None:
+    # A length limit beside `| None` must not be applied to null (it raised a TypeError: 500).
+    connector = await create_connector(client, owner)
+    response = await client.patch(
+        f"/api/v1/connectors/{connector['guid']}", headers=owner.headers, json={"reports": None}
+    )
+    body = await problem(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed")
+    assert "reports cannot be null" in body["errors"][0]["msg"]

@@ -1,0 +1,93 @@
+"""A real gateway for the fuzzer: `create_app` served from a thread on 127.0.0.1, port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.keys import IDENTITY
+from gateway.settings import Settings
+
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """Where the gateway listens and a platform admin's token."""
+
+    url: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers that sign a request in."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class GatewayThread:
+    """`create_app(settings)` on its own event loop in a thread (the fuzzer's client blocks)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
+        self._served: Served | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> Served:
+        """Start serving; returns once the gateway answers requests."""
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            raise RuntimeError("the gateway did not start")
+        if self._served is None:
+            raise RuntimeError("the gateway failed to start") from self._error
+        return self._served
+
+    def stop(self) -> None:
+        """Stop serving and wait for the app's cleanup."""
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(START_TIMEOUT_S)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        app = create_app(self._settings)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            _, token = await app[IDENTITY].bootstrap("fuzz", "fuzz@example.test")
+            self._served = Served(f"http://127.0.0.1:{port}", token)
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A gateway on a fresh SQLite store; connectors it stores reach no host (SPEC 3.3)."""
+    data: Path = tmp_path_factory.mktemp("fuzz") / "data"
+    gateway = GatewayThread(Settings(data_dir=data, workers=1))
+    served = gateway.start()
+    yield served
+    gateway.stop()
