@@ -46,3 +46,13 @@ async def test_responses_are_checked(
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.yaml"):
         assert (await client.get(path)).status == HTTPStatus.OK
     assert conformance.checked == 4
+
+
+async def test_public_routes_document_the_401_of_a_bad_token(
+    client: TestClient[Request, Application], conformance: Conformance
+) -> None:
+    bad = {"Authorization": "Bearer not-a-token"}
+    for path in ("/openapi.yaml", "/api/v1/oauth/callback?state=s&code=c"):
+        response = await client.get(path, headers=bad)
+        assert response.status == HTTPStatus.UNAUTHORIZED
+    assert conformance.errors == []
