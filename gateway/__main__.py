@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-from aiohttp import web
 
 from gateway import admin, scriptrun
 from gateway.app import create_app
 from gateway.logconfig import configure_logging
+from gateway.server import serve
 from gateway.settings import Settings, SettingsError, load_settings
 
 
@@ -42,7 +42,7 @@ def _serve(settings: Settings) -> int:
         data_dir=str(settings.data_dir),
         workers=settings.workers,
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    serve(create_app(settings), host=settings.host, port=settings.port)
     return 0
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.keys import IDENTITY
+from gateway.server import GatewayRunner
 from gateway.settings import Settings
 
 START_TIMEOUT_S = 60.0
@@ -69,7 +70,7 @@ class GatewayThread:
 
     async def _serve(self) -> None:
         app = create_app(self._settings)
-        runner = web.AppRunner(app, access_log=None)
+        runner = GatewayRunner(app)
         await runner.setup()
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
