@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from gateway.app import create_app
+from gateway.connectors.models import HOST_PATTERN, URL_PATTERN, _http_url
+from gateway.egress import HostPattern
 from gateway.openapi import DOCUMENT, REQUEST_MODELS, render, request_schemas
 from gateway.settings import Settings
+from gateway.text import LINE_REFUSED
 from tests.openapi_check import SPEC_PATH
 
 _PARSES: re.Pattern[str] = re.compile(r"parse_body\(request, (\w+)\)")
@@ -86,3 +91,21 @@ def test_the_request_schemas_use_json_schema_words_only() -> None:
     schemas = _document()["components"]["schemas"]
     generated = {name: schemas[name] for name in request_schemas()}
     assert not _keys(generated) & {"ge", "le", "gt", "lt", "max_length", "min_length", "strict"}
+
+
+_SAMPLES = settings(max_examples=300, derandomize=True, database=None, deadline=None)
+
+
+@_SAMPLES
+@given(st.from_regex(HOST_PATTERN))
+def test_every_host_the_pattern_admits_parses(host: str) -> None:
+    # The pattern is the document's word; the parser must not refuse what it admits.
+    assume(re.search(LINE_REFUSED, host) is None)
+    HostPattern.parse(host)
+
+
+@_SAMPLES
+@given(st.from_regex(URL_PATTERN))
+def test_every_url_the_pattern_admits_is_an_http_url(url: str) -> None:
+    assume(re.search(LINE_REFUSED, url) is None)
+    assert _http_url(url) == url
