@@ -57,11 +57,32 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         )
 
 
+def _refuse_nul(request: web.Request) -> None:
+    """Refuse a URL that decodes to a NUL: no id or name holds one, and PostgreSQL fails on it.
+
+    Raises:
+        ProblemError: `not_found` (404) for the path (it names nothing),
+            `validation_failed` (422) for a query parameter.
+    """
+    if "\x00" in request.path:
+        raise ProblemError("not_found", "no such resource")
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            loc = ["query", name.replace("\x00", "%00")]
+            message = "must not hold a NUL character"
+            raise ProblemError(
+                "validation_failed",
+                f"query parameter {loc[1]!r} {message}",
+                errors=[{"loc": loc, "msg": message, "type": "string_refused"}],
+            )
+
+
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every error as `application/problem+json` (SPEC 4)."""
     instance = request.path
     try:
+        _refuse_nul(request)
         return await handler(request)
     except GatewayError as exc:
         log.info("request_refused", problem=exc.code)

@@ -110,7 +110,8 @@ FREE_TEXT: Final = Refuses(
 )
 NO_NUL: Final = Refuses(VALUE_REFUSED, "must not contain NUL characters")
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]
+NAME_LENGTH: Final = 200
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LENGTH), ONE_LINE]
 """A display name: a customer's, a user's, a token's, an account's, a connector's."""
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100), ONE_LINE]

@@ -13,7 +13,7 @@ from gateway.errors import Forbidden, NotFound
 from gateway.identity.principal import Principal, Role
 from gateway.identity.service import Customer, TokenInfo, User
 from gateway.keys import IDENTITY
-from gateway.text import Email, Identifier, Name
+from gateway.text import NAME_LENGTH, Email, Identifier, Name
 from gateway.wire import ParseModel, json_model, page_parameters, parse_body
 
 
@@ -27,11 +27,18 @@ class UserCreate(ParseModel):
     """`POST /api/v1/users`."""
 
     email: Email
-    name: Name | None = Field(default=None, description="Defaults to the e-mail address")
+    name: Name | None = Field(
+        default=None, description="Defaults to the e-mail address (its first 200 characters)"
+    )
     role: Role = Role.MEMBER
     customer_id: Identifier | None = Field(
         default=None, description="Defaults to the caller's; only platform admins name another"
     )
+
+    @property
+    def display_name(self) -> str:
+        """`name`, else the e-mail address cut to a name's 200 characters."""
+        return self.name or self.email[:NAME_LENGTH]
 
 
 class TokenCreate(ParseModel):
@@ -138,7 +145,7 @@ async def create_user(request: web.Request) -> web.Response:
     if body.role is Role.PLATFORM_ADMIN and principal.role is not Role.PLATFORM_ADMIN:
         raise Forbidden("only platform admins grant the platform_admin role")
     user = await request.app[IDENTITY].create_user(
-        customer_id, body.email, body.name or body.email, body.role
+        customer_id, body.email, body.display_name, body.role
     )
     return json_model(
         _user(user), status=HTTPStatus.CREATED, headers={"Location": f"/api/v1/users/{user.id}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,14 @@ from gateway.app import create_app
 from gateway.keys import IDENTITY
 from gateway.server import GatewayRunner
 from gateway.settings import Settings
+from tests.dbfixtures import (
+    DATABASE_URL_VARIABLE,
+    PostgresSession,
+    _drop_schemas,
+    _execute,
+    run_in_thread,
+    with_search_path,
+)
 
 START_TIMEOUT_S = 60.0
 
@@ -85,10 +94,31 @@ class GatewayThread:
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A gateway on a fresh SQLite store; connectors it stores reach no host (SPEC 3.3)."""
+def fuzz_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A fresh PostgreSQL schema when the suite has a server (CI has), else None (SQLite).
+
+    PostgreSQL is the stricter store (it refuses NUL in text), so it is the one to fuzz.
+    """
+    if not os.environ.get(DATABASE_URL_VARIABLE):
+        yield None
+        return
+    session: PostgresSession = request.getfixturevalue("postgres_session")
+    schema = session.new_schema_name()
+    run_in_thread(lambda: _execute(session.server_url, f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield with_search_path(session.server_url, schema)
+    finally:
+        run_in_thread(lambda: _drop_schemas(session.server_url, [schema]))
+
+
+@pytest.fixture(scope="session")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, fuzz_database_url: str | None
+) -> Iterator[Served]:
+    """A gateway on a fresh store; no script the fuzzer uploads reaches a host (test_fuzz)."""
     data: Path = tmp_path_factory.mktemp("fuzz") / "data"
-    gateway = GatewayThread(Settings(data_dir=data, workers=1))
+    settings = Settings(data_dir=data, workers=1, database_url=fuzz_database_url)
+    gateway = GatewayThread(settings)
     served = gateway.start()
     yield served
     gateway.stop()

@@ -81,3 +81,12 @@ async def test_a_null_list_in_a_patch_is_refused_not_a_server_error(
     )
     body = await problem(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed")
     assert "reports cannot be null" in body["errors"][0]["msg"]
+
+
+async def test_a_long_email_makes_a_user_whose_name_fits(client: Client, admin: Caller) -> None:
+    # Found by the fuzzer on PostgreSQL: the name defaulted to a 320-character address.
+    email = "a" * 250 + "@acme.test"
+    created = await client.post("/api/v1/users", headers=admin.headers, json={"email": email})
+    assert created.status == HTTPStatus.CREATED
+    user = await created.json()
+    assert (user["email"], user["name"]) == (email, email[:200])
