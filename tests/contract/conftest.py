@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from sqlalchemy import delete
 
 from gateway.app import create_app
-from gateway.keys import IDENTITY
+from gateway.keys import ENGINE, IDENTITY
 from gateway.server import GatewayRunner
 from gateway.settings import Settings
+from gateway.store.tables import metadata
 from tests.dbfixtures import (
     DATABASE_URL_VARIABLE,
     PostgresSession,
@@ -51,6 +54,8 @@ class GatewayThread:
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
         self._served: Served | None = None
+        self._app: web.Application | None = None
+        self._url = ""
         self._error: BaseException | None = None
 
     def start(self) -> Served:
@@ -61,6 +66,28 @@ class GatewayThread:
         if self._served is None:
             raise RuntimeError("the gateway failed to start") from self._error
         return self._served
+
+    def reset(self) -> Served:
+        """Empty the store and bootstrap again: the next requests find nothing earlier ones made.
+
+        Raises:
+            RuntimeError: the gateway is not serving.
+        """
+        if self._app is None:
+            raise RuntimeError("the gateway is not serving")
+        future = asyncio.run_coroutine_threadsafe(self._reset(self._app), self._loop)
+        self._served = future.result(START_TIMEOUT_S)
+        return self._served
+
+    async def _reset(self, app: web.Application) -> Served:
+        async with app[ENGINE].begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                await connection.execute(delete(table))
+        return await self._bootstrap(app)
+
+    async def _bootstrap(self, app: web.Application) -> Served:
+        _, token = await app[IDENTITY].bootstrap("fuzz", "fuzz@example.test")
+        return Served(self._url, token)
 
     def stop(self) -> None:
         """Stop serving and wait for the app's cleanup."""
@@ -84,17 +111,17 @@ class GatewayThread:
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
-            port = runner.addresses[0][1]
-            _, token = await app[IDENTITY].bootstrap("fuzz", "fuzz@example.test")
-            self._served = Served(f"http://127.0.0.1:{port}", token)
+            self._url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            self._served = await self._bootstrap(app)
+            self._app = app
             self._ready.set()
             await self._stop.wait()
         finally:
             await runner.cleanup()
 
 
-@pytest.fixture(scope="session")
-def fuzz_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+@contextlib.contextmanager
+def _database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """A fresh PostgreSQL schema when the suite has a server (CI has), else None (SQLite).
 
     PostgreSQL is the stricter store (it refuses NUL in text), so it is the one to fuzz.
@@ -111,14 +138,28 @@ def fuzz_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         run_in_thread(lambda: _drop_schemas(session.server_url, [schema]))
 
 
+@contextlib.contextmanager
+def _gateway(request: pytest.FixtureRequest, data: Path) -> Iterator[GatewayThread]:
+    with _database(request) as database_url:
+        gateway = GatewayThread(Settings(data_dir=data, workers=1, database_url=database_url))
+        gateway.start()
+        try:
+            yield gateway
+        finally:
+            gateway.stop()
+
+
 @pytest.fixture(scope="session")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, fuzz_database_url: str | None
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Served]:
-    """A gateway on a fresh store; no script the fuzzer uploads reaches a host (test_fuzz)."""
-    data: Path = tmp_path_factory.mktemp("fuzz") / "data"
-    settings = Settings(data_dir=data, workers=1, database_url=fuzz_database_url)
-    gateway = GatewayThread(settings)
-    served = gateway.start()
-    yield served
-    gateway.stop()
+    """A gateway on a fresh store, shared by the per-operation fuzz."""
+    with _gateway(request, tmp_path_factory.mktemp("fuzz") / "data") as gateway:
+        yield gateway.reset()
+
+
+@pytest.fixture
+def own_gateway(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
+    """A gateway of one test's own, which it may `reset` between scenarios."""
+    with _gateway(request, tmp_path / "data") as gateway:
+        yield gateway
