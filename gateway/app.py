@@ -144,6 +144,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             app[EGRESS],
             accounts=AccountsForRuns(accounts),
             oauth=OAuthForRuns(clients, coordinator, app[EGRESS]),
+            metrics=metrics,
         )
         yield
     finally:

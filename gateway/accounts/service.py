@@ -48,7 +48,10 @@ class OAuthTokens(Protocol):
 
 
 CredentialCheck = Callable[[dict[str, str]], Awaitable[tuple[bool, str | None]]]
-"""Runs the connector's auth script on credentials: (accepted, the script's message)."""
+"""Runs the connector's auth script on credentials: (accepted, the script's message).
+
+A check may raise instead, to say more than "rejected" (the HTTP layer's raises the problem
+of SPEC 4.3: an unreachable upstream, a refused host, a failed script)."""
 
 
 @dataclass(frozen=True, slots=True)

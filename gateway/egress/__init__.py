@@ -16,9 +16,17 @@ from gateway.egress.policy import (
     validate_method,
     validate_url,
 )
-from gateway.egress.session import EgressSession, redact_url, scrub
+from gateway.egress.session import (
+    EGRESS_REFUSED,
+    UPSTREAM_FAILURES,
+    EgressSession,
+    redact_url,
+    scrub,
+)
 
 __all__ = [
+    "EGRESS_REFUSED",
+    "UPSTREAM_FAILURES",
     "AddressPolicy",
     "EgressClient",
     "EgressRefusedError",

@@ -58,6 +58,13 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _CHUNK: Final = 64 * 1024
 _DEFAULT_BODY_TYPE: Final = "text/plain;charset=UTF-8"
 
+EGRESS_REFUSED: Final = "egress_refused"
+"""The code of a request the policy refused (an undeclared host, a forbidden address)."""
+UPSTREAM_FAILURES: Final = frozenset({"upstream_unreachable", "upstream_timeout"})
+"""The codes of a request that got no answer from its upstream: the name did not resolve,
+the connection was refused or reset, TLS failed, or it timed out. Worth retrying later,
+unlike a refusal or a bad request, which are the script's or the connector's doing."""
+
 
 def _secret_key(name: str) -> bool:
     return is_secret_name(name)

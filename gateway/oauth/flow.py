@@ -249,6 +249,7 @@ class OAuthFlow:
                 no code; a code the provider refuses (another verifier, used, expired).
             TokenExchangeUnavailable: the token endpoint is down or refused the client.
             CredentialsRejected: the connector's auth script refused the new token.
+            Exception: whatever `check_for`'s check raises when the script did not decide.
             gateway.errors.GatewayError: the account to re-authorise is gone or changed.
         """
         if not state:

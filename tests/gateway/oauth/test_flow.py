@@ -315,6 +315,43 @@ async def test_a_token_the_auth_script_refuses_creates_nothing(
     assert await _account_count(client) == 0
 
 
+@pytest.mark.parametrize(
+    ("auth_script", "code", "detail"),
+    [
+        (
+            "httprequest.get('http://api.example.com/me'); auth.authenticationSuccess();",
+            "egress_refused",
+            "host api.example.com is not in the connector's allowed_hosts",
+        ),
+        ("throw new Error('no CRM at {api}');", "script_failed", "Error: no CRM at "),
+    ],
+)
+async def test_an_auth_script_that_fails_is_not_a_rejection_and_creates_nothing(
+    client: Client,
+    owner: Caller,
+    provider: FakeProvider,
+    auth_script: str,
+    code: str,
+    detail: str,
+) -> None:
+    await create_oauth_connector(client, owner, provider, auth_script=auth_script)
+    callback = await consent(await authorize(client, owner))
+    body = await problem(
+        await client.get(callback, headers=JSON), HTTPStatus.UNPROCESSABLE_ENTITY, code
+    )
+    assert body["detail"].startswith(detail)
+    async with client.app[ENGINE].connect() as connection:
+        check = (await connection.execute(select(runs).where(runs.c.id == body["run_id"]))).one()
+    assert (check.kind, check.status) == ("auth", "error")
+    assert await _account_count(client) == 0
+    # The browser gets the page that says the same; the run is counted in the metrics.
+    page = await client.get(await consent(await authorize(client, owner)))
+    assert page.status == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert detail.replace("'", "&#x27;") in await page.text()
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_runs_total{kind="auth",status="error"} 2.0' in metrics
+
+
 # --- O3: the callback refuses what it cannot trust ---------------------------------------
 
 
