@@ -18,6 +18,7 @@ from gateway.accounts.vault import SecretVault
 from gateway.auth import authenticate
 from gateway.connectors.runs import RunService
 from gateway.connectors.service import ConnectorService
+from gateway.connectors.state import ScriptStates
 from gateway.crypto import KEY_FILE_NAME, load_keyring
 from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.service import IdentityService
@@ -145,6 +146,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             accounts=AccountsForRuns(accounts),
             oauth=OAuthForRuns(clients, coordinator, app[EGRESS]),
             metrics=metrics,
+            state=ScriptStates(engine, keyring),
         )
         yield
     finally:

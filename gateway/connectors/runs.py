@@ -23,6 +23,7 @@ from gateway.connectors.models import (
 )
 from gateway.connectors.records import Connector
 from gateway.connectors.service import AccountSource, ConnectorService
+from gateway.connectors.state import RunOnlyState, ScriptStates
 from gateway.connectors.tables import runs
 from gateway.egress import EgressClient
 from gateway.errors import Conflict, Forbidden, NotFound
@@ -33,7 +34,7 @@ from gateway.oauth.session import OAuthForRuns, OAuthGrant
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
-from runtime.host import Host, HttpRequest, HttpResponse, HttpService
+from runtime.host import Host, HttpRequest, HttpResponse, HttpService, StateStore
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import WorkerPool
 
@@ -98,9 +99,11 @@ class RunService:
         accounts: AccountSource | None = None,
         oauth: OAuthForRuns | None = None,
         metrics: Metrics | None = None,
+        state: ScriptStates | None = None,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
+        self._state = state
         self._connectors = connectors
         self._pool = pool
         self._egress = egress
@@ -195,7 +198,8 @@ class RunService:
         )
         http = _Watched(self._http(connector, account))
         started = utcnow()
-        result = await self._pool.run(request, Host(http=http))
+        state = self._state_of(principal, connector, account)
+        result = await self._pool.run(request, Host(http=http, state=state))
         stored = StoredRun(
             id=new_id(),
             customer_id=principal.customer_id,
@@ -223,6 +227,21 @@ class RunService:
             duration_ms=result.duration_ms,
         )
         return stored
+
+    def _state_of(
+        self, principal: Principal, connector: Connector, account: _Account
+    ) -> StateStore | None:
+        """`DOMO.getState/setState`: the account's, the connector's without an account, and
+        for credentials that are not stored (SPEC 4.3), the run's alone (decision 0011)."""
+        if self._state is None:
+            return None
+        source = account.resolution.get("source")
+        if source == "account":
+            account_id = str(account.resolution["account_id"])
+            return self._state.for_run(principal.customer_id, connector.id, account_id)
+        if source == "none":
+            return self._state.for_run(principal.customer_id, connector.id, None)
+        return RunOnlyState()
 
     def _http(self, connector: Connector, account: _Account) -> HttpService:
         """The run's egress session; for an OAuth 2.0 account, one that replays after a 401."""
