@@ -205,6 +205,7 @@ def egress_client_for(settings: Settings) -> EgressClient:
         allow_private=settings.egress_allow_private,
         allowed_networks=settings.egress_allowed_networks,
         resolve=settings.egress_resolve,
+        connect_to=settings.egress_connect_to,
     )
     ca_file = str(settings.egress_ca_file) if settings.egress_ca_file else None
     return EgressClient(policy, ca_file=ca_file)

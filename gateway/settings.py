@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.crypto import KeyRing
+from gateway.egress.policy import AddressPolicy
 
 ENV_PREFIX: Final = "GATEWAY_"
 
@@ -37,15 +38,28 @@ class Settings(BaseSettings):
     egress_allow_private: bool = False
     egress_allowed_networks: CommaList = ()
     egress_resolve: CommaList = ()
+    egress_connect_to: CommaList = ()
     egress_ca_file: Path | None = None
     apps_origin: str = "http://{instance}.apps.localhost:8080"
     run_retention_days: int = Field(default=30, ge=1)
 
-    @field_validator("encryption_keys", "egress_allowed_networks", "egress_resolve", mode="before")
+    @field_validator(
+        "encryption_keys",
+        "egress_allowed_networks",
+        "egress_resolve",
+        "egress_connect_to",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("egress_connect_to")
+    @classmethod
+    def _valid_routes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        AddressPolicy(connect_to=value)  # raises ValueError naming the bad entry
         return value
 
     @field_validator("encryption_keys")

@@ -206,10 +206,11 @@ class EgressSession:
         host, port = hop.url.raw_host or "", hop.url.port or 0
         if host_allowed(host, port, self._patterns):
             return
+        hints = self._client.hints
         if host_allowed(host, 0, [HostPattern(p.host, p.wildcard) for p in self._patterns or ()]):
-            message = f"port {port} of host {host} is not in the connector's allowed_hosts"
+            message = hints.port.format(host=host, port=port)
         else:
-            message = f"host {host} is not in the connector's allowed_hosts"
+            message = hints.host.format(host=host, port=port)
         raise self._refused(hop.method, hop.url, "egress_refused", message, trace)
 
     def _follow(self, hop: _Hop, answer: _Answer, trace: list[HttpTraceEntry]) -> _Hop:
