@@ -14,7 +14,7 @@ import pytest
 from gateway.identity.principal import Role
 from gateway.identity.service import IdentityService
 from gateway.store.engine import create_engine, database_url_for
-from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, USERNAME, DomoHosts
+from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, SAMPLECRM, USERNAME, DomoHosts
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 RESULT_KEYS = {
@@ -64,9 +64,10 @@ async def gateway(*args: str, env: dict[str, str] | None = None) -> Completed:
 
 
 def _reach(domo_hosts: DomoHosts) -> tuple[list[str], dict[str, str]]:
-    flags = ["--allow-private-network"]
-    for entry in domo_hosts.resolve:
-        flags += ["--resolve", entry]
+    """Flags and settings that route the documentation's hosts to the local fakes."""
+    flags = ["--allow-network", domo_hosts.endpoint]
+    for entry in domo_hosts.connect_to:
+        flags += ["--connect-to", entry]
     return flags, {"GATEWAY_EGRESS_CA_FILE": str(domo_hosts.ca_file)}
 
 
@@ -76,7 +77,7 @@ async def test_auth_script_succeeds_as_json(domo_hosts: DomoHosts) -> None:
     done = await gateway(
         "script",
         "run",
-        str(SCRIPTS / "samplecrm_auth.js"),
+        str(SAMPLECRM / "auth.js"),
         "--mode",
         "auth",
         "--account",
@@ -106,7 +107,7 @@ async def test_failed_auth_exits_1(domo_hosts: DomoHosts, tmp_path: Path) -> Non
     done = await gateway(
         "script",
         "run",
-        str(SCRIPTS / "samplecrm_auth.js"),
+        str(SAMPLECRM / "auth.js"),
         "--mode",
         "auth",
         "--account",
@@ -124,17 +125,21 @@ async def test_failed_auth_exits_1(domo_hosts: DomoHosts, tmp_path: Path) -> Non
 
 
 async def test_process_script_prints_a_table(domo_hosts: DomoHosts) -> None:
-    flags, env = _reach(domo_hosts)
+    # The settings this time, as the README's walk-through sets them.
+    env = {
+        "GATEWAY_EGRESS_CONNECT_TO": ",".join(domo_hosts.connect_to),
+        "GATEWAY_EGRESS_ALLOWED_NETWORKS": domo_hosts.endpoint,
+        "GATEWAY_EGRESS_CA_FILE": str(domo_hosts.ca_file),
+    }
     account = json.dumps({"username": USERNAME, "password": PASSWORD})
     done = await gateway(
         "script",
         "run",
-        str(SCRIPTS / "samplecrm_process.js"),
+        str(SAMPLECRM / "process.js"),
         "--report",
         "Opportunities",
         "--account",
         account,
-        *flags,
         env=env,
     )
     assert done.code == 0, done.stdout + done.stderr
@@ -216,7 +221,23 @@ async def test_refused_host_exits_1(tmp_path: Path) -> None:
         "script", "run", str(script), "--format", "json", "--allow-host", "api.example.com"
     )
     assert done.code == 1
-    assert done.document()["error"]["code"] == "egress_refused"
+    error = done.document()["error"]
+    assert error["code"] == "egress_refused"
+    assert error["message"] == "host 127.0.0.1 is not allowed (add --allow-host 127.0.0.1)"
+
+
+async def test_refused_address_names_the_flags_that_allow_it(tmp_path: Path) -> None:
+    script = tmp_path / "local.js"
+    script.write_text("httprequest.get('http://127.0.0.1:9/steal')")
+    done = await gateway("script", "run", str(script), "--format", "json")
+    assert done.code == 1
+    error = done.document()["error"]
+    assert error["code"] == "egress_refused"
+    assert error["message"].endswith(
+        "address 127.0.0.1 is loopback "
+        "(add --allow-private-network, or --allow-network 127.0.0.1:9)"
+    )
+    assert "allowed_hosts" not in error["message"]
 
 
 @pytest.mark.parametrize(
@@ -227,6 +248,7 @@ async def test_refused_host_exits_1(tmp_path: Path) -> None:
         (["--parameters", "@/nonexistent/params.json"], "--parameters: cannot read"),
         (["--timeout", "0"], "--timeout must be between"),
         (["--resolve", "nonsense"], "resolve"),
+        (["--connect-to", "developer.domo.com:443"], "connect-to entry 'developer.domo.com:443'"),
     ],
 )
 async def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
