@@ -48,8 +48,10 @@ CSV_ROWS: Final = (
 
 
 async def samplecrm(request: web.Request) -> web.Response:
-    """The opportunities as CSV (lines end in a bare CR, as the process script splits them),
-    or 401 without the right Basic credentials."""
+    """The opportunities as CSV, or 401 without the right Basic credentials.
+
+    Lines end in a bare CR: the documentation's process script splits on `\\r`.
+    """
     username, password = request.app[CREDENTIALS]
     expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
     given = request.headers.get("Authorization", "")

@@ -59,8 +59,7 @@ def make_socket_factory(
 
 
 class PinningResolver(AbstractResolver):
-    """Answers `connect_to` routes and `resolve` pins itself, and asks the wrapped resolver
-    for other names.
+    """Answers `connect_to` routes and `resolve` pins itself; asks the wrapped resolver otherwise.
 
     aiohttp dials the address and port a resolver answers, but keeps the URL's host for
     SNI, certificate checks and the `Host` header: so a route changes where a request goes,

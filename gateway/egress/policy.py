@@ -375,8 +375,11 @@ class RefusalHints:
     network: str = ""
 
     def address(self, address: str, port: int) -> str:
-        """Return what to append to the refusal of `address:port` (nothing when no setting
-        could admit it: cloud metadata, multicast, unspecified, broadcast)."""
+        """Return what to append to the refusal of `address:port`.
+
+        Nothing when no setting could admit it (cloud metadata, multicast, unspecified,
+        broadcast).
+        """
         try:
             raw = ip_address(address.partition("%")[0])
         except ValueError:
