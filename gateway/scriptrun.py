@@ -22,7 +22,7 @@ EXIT_USAGE: Final = 2
 # Refusals name the flag that would allow the call, not the service's settings.
 HINTS: Final = RefusalHints(
     host="host {host} is not allowed (add --allow-host {host})",
-    port="port {port} of host {host} is not allowed (add --allow-host {host}:{port})",
+    port="port {port} of host {host} is not allowed (add --allow-host {endpoint})",
     private=" (add --allow-private-network, or --allow-network {endpoint})",
     network=" (add --allow-network {endpoint})",
 )

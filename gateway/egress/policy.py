@@ -360,7 +360,7 @@ class RefusalHints:
     The service's callers can change their connector's `allowed_hosts`, not the operator's
     address settings, so the defaults name the former and add nothing to address refusals;
     `gateway script run` names its own flags instead. Templates are filled with `host`,
-    `port` and `endpoint` (`address:port`, IPv6 in brackets).
+    `port` and `endpoint` (`host:port` or `address:port`, IPv6 in brackets).
 
     Attributes:
         host: the whole message for a host outside the allow-list.

@@ -207,10 +207,11 @@ class EgressSession:
         if host_allowed(host, port, self._patterns):
             return
         hints = self._client.hints
+        endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if host_allowed(host, 0, [HostPattern(p.host, p.wildcard) for p in self._patterns or ()]):
-            message = hints.port.format(host=host, port=port)
+            message = hints.port.format(host=host, port=port, endpoint=endpoint)
         else:
-            message = hints.host.format(host=host, port=port)
+            message = hints.host.format(host=host, port=port, endpoint=endpoint)
         raise self._refused(hop.method, hop.url, "egress_refused", message, trace)
 
     def _follow(self, hop: _Hop, answer: _Answer, trace: list[HttpTraceEntry]) -> _Hop:

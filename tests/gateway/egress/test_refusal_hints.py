@@ -45,6 +45,12 @@ async def test_script_run_hints_name_allow_host(upstream: Upstream) -> None:
     )
 
 
+async def test_an_ipv6_host_is_named_in_brackets_with_its_port() -> None:
+    async with EgressClient(AddressPolicy(), resolver=FakeResolver({}), hints=HINTS) as client:
+        error = await refused(get(client, "http://[::1]:8080/", allowed_hosts=("[::1]:1",)))
+    assert error.message == "port 8080 of host ::1 is not allowed (add --allow-host [::1]:8080)"
+
+
 async def test_script_run_hints_name_the_address_flags(upstream: Upstream) -> None:
     async with EgressClient(AddressPolicy(), resolver=FakeResolver({}), hints=HINTS) as client:
         error = await refused(get(client, f"{upstream.origin}/echo"))
