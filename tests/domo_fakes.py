@@ -72,8 +72,10 @@ class DomoHosts:
 
 @pytest.fixture
 async def domo_hosts(tmp_path: Path, aiohttp_server: AiohttpServer) -> DomoHosts:
-    """developer.domo.com and na73.salesforce.com on 127.0.0.1, any free port, with a
-    certificate of a CA of their own; reach them with `connect_to`."""
+    """developer.domo.com and na73.salesforce.com on 127.0.0.1, on any free port.
+
+    Their certificate is signed by a CA of their own; reach them with `connect_to`.
+    """
     ca = make_local_ca(tmp_path / "domo-ca", HOSTS)
     fakes = Fakes()
     app = web.Application(middlewares=[_record_crm])
