@@ -119,9 +119,10 @@ async def test_o1_two_coordinators_on_one_database_cause_one_refresh(
     assert provider.refresh_calls == 1
     assert provider.outcomes == {"granted": 1}
     assert set(tokens) == {provider.families[0].access_token}
-    # One side refreshed; the other waited on the lease and used its result.
+    # One side refreshed; the other used its result, whether it waited on the lease or only
+    # read the row afterwards (on a loaded machine either may happen).
     assert sorted([outcomes.count("refreshed"), seen.count("refreshed")]) == [0, 1]
-    assert "refreshed_elsewhere" in outcomes + seen
+    assert provider.replays == 0
 
 
 async def test_o1_two_processes_on_one_database_cause_one_refresh(
