@@ -46,7 +46,7 @@ from gateway.oauth.flow import OAuthFlow, callback_url
 from gateway.oauth.session import OAuthForRuns
 from gateway.routes import register_routes
 from gateway.settings import Settings
-from gateway.store.engine import create_engine, database_url_for
+from gateway.store.engine import close_engine, create_engine, database_url_for
 from gateway.store.migrate import upgrade
 from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
@@ -154,7 +154,9 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         # egress client closes after this context, in reverse order of registration).
         if coordinator is not None:
             await coordinator.close()
-        await engine.dispose()
+        # Work cancelled by the shutdown may still be giving its connection back.
+        if not await close_engine(engine):
+            log.warning("database_connections_abandoned_at_shutdown")
 
 
 @asynccontextmanager
