@@ -65,15 +65,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _listen_failure(settings: Settings, exc: OSError) -> str:
-    where = f"{settings.host}:{settings.port}"
     port_advice = "choose another with GATEWAY_PORT or --port"
     if exc.errno == errno.EADDRINUSE:
-        return f"port {settings.port} is in use already ({where}): {port_advice}"
+        return f"port {settings.port} on {settings.host} is in use already: {port_advice}"
     if exc.errno == errno.EACCES:
         return f"not allowed to listen on port {settings.port}: {port_advice}"
-    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on host {settings.host!r}: set GATEWAY_HOST or --host"
-    return f"cannot listen on {where} ({exc.strerror}): check GATEWAY_HOST and GATEWAY_PORT"
+    # An unknown name, or an address this machine does not have.
+    return f"cannot listen on host {settings.host!r}: set GATEWAY_HOST or --host"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,7 @@ def _refusal(done: Completed, variable: str) -> str:
         ("GATEWAY_PUBLIC_URL", "ftp://gateway.example.com"),
         ("GATEWAY_PUBLIC_URL", "https://gateway.example.com/?next=1"),
         ("GATEWAY_PORT", "eighty"),
+        ("GATEWAY_HOST", "192.0.2.1"),  # an address this machine does not have
     ],
 )
 async def test_a_bad_setting_stops_serve(tmp_path: Path, variable: str, value: str) -> None:
