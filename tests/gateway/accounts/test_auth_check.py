@@ -19,6 +19,7 @@ from pytest_aiohttp import AiohttpClient
 from sqlalchemy import select
 
 import gateway.app
+from examples.tls import make_local_ca
 from gateway.app import create_app
 from gateway.connectors.tables import runs
 from gateway.egress import AddressPolicy, EgressClient
@@ -29,7 +30,6 @@ from tests.gateway.callers import Caller, Client, make_caller, problem
 from tests.gateway.connectors.conftest import Upstream, create_connector, put_script
 from tests.gateway.egress.fakes import FakeResolver
 from tests.openapi_check import Conformance, watch
-from tests.tls import make_test_ca
 
 CHECK = """
 httprequest.addHeader('X-Api-Key', metadata.account.apikey);
@@ -165,7 +165,7 @@ async def test_a_stalled_upstream_cut_off_by_the_deadline_is_upstream_unavailabl
 async def test_an_untrusted_tls_certificate_is_upstream_unavailable(
     client: Client, owner: Caller, serve: Callable[..., Awaitable[int]], tmp_path: Path
 ) -> None:
-    ca = make_test_ca(tmp_path, ["localhost"])  # a CA the gateway does not trust
+    ca = make_local_ca(tmp_path, ["localhost"])  # a CA the gateway does not trust
     port = await serve(_stall, ssl=ca.server_context)
     await _connector(client, owner, f"https://127.0.0.1:{port}/", [f"127.0.0.1:{port}"])
     detail = await _refused(client, owner, HTTPStatus.BAD_GATEWAY, "upstream_unavailable")
