@@ -26,12 +26,6 @@ def encode(message: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
-def encode_raw(payload: str) -> bytes:
-    """Frame a message that is already JSON text (produced by the prelude)."""
-    data = payload.encode()
-    return _HEADER.pack(len(data)) + data
-
-
 def write_frame(fd: int, frame: bytes) -> None:
     """Write a whole frame to a blocking descriptor."""
     view = memoryview(frame)
