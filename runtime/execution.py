@@ -99,8 +99,8 @@ class Execution:
             async with asyncio.timeout_at(deadline):
                 await worker.send(protocol.encode(self._run_message()))
                 final = await self._serve(worker)
-            reusable = True
             result = await self._finish(final)
+            reusable = True
         except TimeoutError:
             result = await self._fail(
                 RunStatus.TIMEOUT,

@@ -148,6 +148,10 @@ class WorkerPool:
             *(self._kill(w) for w in list(self._processes)), return_exceptions=True
         )
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers alive now (to inspect their confinement)."""
+        return [w.process.pid for w in self._processes if w.process.returncode is None]
+
     def stats(self) -> PoolStats:
         """Workers by state and runs waiting."""
         return PoolStats(len(self._idle), len(self._busy), self._starting, self._waiting)
