@@ -271,10 +271,10 @@ async def test_s1_s3_canaries_never_leak(gateway: Gateway) -> None:
                     headers={"Content-Type": "application/javascript"},
                 )
                 assert status == 200
-                body: dict[str, Any] = {"mode": mode, "account_id": account["id"]}
-                body |= {"parameter": "Region"} if mode == "discovery" else {"report": "All"}
+                run_body: dict[str, Any] = {"mode": mode, "account_id": account["id"]}
+                run_body |= {"parameter": "Region"} if mode == "discovery" else {"report": "All"}
                 status, run = await gateway.call(
-                    session, "POST", f"/api/v1/connectors/{guid}/runs", token, json=body
+                    session, "POST", f"/api/v1/connectors/{guid}/runs", token, json=run_body
                 )
                 assert status == 200, run
                 assert run["status"] in ("success", "failed"), run["error"]
