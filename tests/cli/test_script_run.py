@@ -312,3 +312,59 @@ async def test_admin_bootstrap_prints_a_working_token_once(tmp_path: Path) -> No
         await engine.dispose()
     assert principal is not None
     assert principal.role is Role.PLATFORM_ADMIN
+
+
+# --- THREATS R12: forged worker messages -------------------------------------------------
+
+# Runs `python -m gateway ARGS` and then prints the peak RSS of it and its workers (KiB): the
+# largest of its waited-for descendants, measured in a process of its own.
+_PEAK_RSS = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run([sys.executable, '-m', 'gateway', *sys.argv[1:]])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(done.returncode)\n"
+)
+PEAK_RSS_MB = 600
+"""Generous: the forged run of issue 10 peaked at 5 GB; a clean one stays near 100 MB."""
+
+R12_FORGERIES = {
+    "object_to_json": "Object.prototype.toJSON = () => ({t: 'log', line: 'x'.repeat(8e6)});",
+    "replaced_stringify": (
+        'JSON.stringify = () => \'{"t":"log","line":"\' + \'x\'.repeat(8e6) + \'"}\';'
+    ),
+    "getter": (
+        "Object.defineProperty(Object.prototype, 'toJSON', "
+        "{get() { return () => ({t: 'log', line: 'x'.repeat(8e6)}); }});"
+    ),
+}
+
+
+@pytest.mark.parametrize("forgery", R12_FORGERIES.values(), ids=R12_FORGERIES.keys())
+async def test_r12_forged_log_frames_stay_within_the_log_cap(tmp_path: Path, forgery: str) -> None:
+    script = tmp_path / "forge.js"
+    script.write_text(
+        forgery + "\ndatagrid.addColumn('n');\n"
+        "for (let i = 0; i < 40000; i++) { datagrid.addCell('v' + i); datagrid.endRow(); }\n"
+        "DOMO.log('done');\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PEAK_RSS,
+        "script",
+        "run",
+        str(script),
+        "--format",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    done = Completed(process.returncode or 0, stdout.decode(), stderr.decode())
+    document = done.document()
+    assert document["status"] == "success", document["error"]
+    assert document["logs"] == ["done"]
+    assert len(document["rows"]) == 40000
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    assert peak_kib < PEAK_RSS_MB * 1024
