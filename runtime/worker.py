@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -37,6 +39,71 @@ _RUN_ENDED: Final = json.dumps(
 )
 _CHECK_MEMORY_BYTES: Final = 256 * 1024 * 1024
 _CHECK_STACK_BYTES: Final = 1024 * 1024
+
+
+class Outbox:
+    """Writes the worker's frames in order from a thread of its own.
+
+    Parsing and checking a rows chunk costs about as much as the script took to make it; done
+    here, it overlaps the script (the binding releases the GIL while JavaScript runs). The
+    queue is short, so a script cannot get far ahead of its checks. It also keeps the run's
+    last word: after a run's `result`, nothing but `ready` or `checked` leaves until the next
+    run.
+    """
+
+    def __init__(self, fd: int, on_violation: Callable[[], None]) -> None:
+        self._fd = fd
+        self._on_violation = on_violation
+        self._items: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=2)
+        self._ended = False  # a result of the current run is out (only this thread uses it)
+        threading.Thread(target=self._write_all, name="frames", daemon=True).start()
+
+    def frame(self, message: dict[str, Any]) -> None:
+        """Send a frame the worker built."""
+        self._items.put(("frame", message))
+
+    def rows(self, chunk_json: object) -> None:
+        """Send a rows chunk of the prelude once it is checked."""
+        self._items.put(("rows", chunk_json))
+
+    def result(self, result_json: object) -> None:
+        """Send the prelude's result once it is checked."""
+        self._items.put(("result", result_json))
+
+    def drain(self) -> None:
+        """Wait until everything put so far is written (or dropped)."""
+        self._items.join()
+
+    def _write_all(self) -> None:
+        while True:
+            kind, item = self._items.get()
+            try:
+                message = self._message(kind, item)
+                if message is not None:
+                    protocol.write_frame(self._fd, protocol.encode(message))
+            except BaseException:
+                os._exit(3)  # the pipe is gone: nothing more can be said
+            finally:
+                self._items.task_done()
+
+    def _message(self, kind: str, item: object) -> dict[str, Any] | None:
+        if kind == "frame":
+            assert isinstance(item, dict)
+            if item["t"] in ("ready", "checked"):
+                self._ended = False
+                return item
+        if self._ended:
+            return None
+        try:
+            if kind == "rows":
+                return frames.rows_frame(item)
+            message = frames.result_frame(item) if kind == "result" else item
+        except frames.FrameError as exc:
+            self._on_violation()
+            message = frames.error_result("script_exception", str(exc))
+        assert isinstance(message, dict)
+        self._ended = message["t"] == "result"
+        return message
 
 
 def _read_js(name: str) -> str:
@@ -68,6 +135,7 @@ class Worker:
         self._line_offset = script_line_offset(self._prelude)
         self._lazy: dict[str, str] = {}
         self._call_id = 0
+        self._outbox: Outbox | None = None
         self._poisoned = False
         self._log_left = 0
         self._log_closed = False
@@ -75,6 +143,7 @@ class Worker:
 
     # --- callables (string in, string out, never raising) -------------------------------
     def _host(self, op: Any, args_json: Any) -> str:
+        self._frames().drain()  # a chunk that is still being checked may end the run
         if self._poisoned:
             return _RUN_ENDED
         try:
@@ -107,22 +176,21 @@ class Worker:
         self._send({"t": "log", "line": line})
 
     def _emit(self, chunk_json: Any) -> None:
-        if self._poisoned:
-            return
-        try:
-            self._send(frames.rows_frame(chunk_json))
-        except frames.FrameError as exc:
-            self._violation(exc)
+        if not self._poisoned:
+            self._frames().rows(chunk_json)
 
     def _fatal(self, result_json: Any) -> None:
         if not self._poisoned:
             self._poisoned = True
-            self._send(_checked_result(result_json))
+            self._frames().result(result_json)
 
     def _violation(self, error: frames.FrameError) -> None:
         """The prelude handed over something malformed: the script subverted it. End the run."""
         self._poisoned = True
         self._send(frames.error_result("script_exception", str(error)))
+
+    def _poison(self) -> None:
+        self._poisoned = True
 
     def _sleep(self, ms_text: Any) -> None:
         try:
@@ -152,8 +220,13 @@ class Worker:
         return self._lazy[path]
 
     # --- the loop ---------------------------------------------------------------------
+    def _frames(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = Outbox(self._out, self._poison)
+        return self._outbox
+
     def _send(self, message: dict[str, Any]) -> None:
-        protocol.write_frame(self._out, protocol.encode(message))
+        self._frames().frame(message)
 
     def _prepare(self) -> tuple[Any, Any, Any]:
         import quickjs
@@ -251,15 +324,7 @@ class Worker:
         if not isinstance(result, str):
             self._send(frames.error_result("worker_crashed", "the prelude returned no result"))
             return
-        self._send(_checked_result(result))
-
-
-def _checked_result(result_json: object) -> dict[str, Any]:
-    """The `result` frame of what the prelude reported, or an error if it is malformed."""
-    try:
-        return frames.result_frame(result_json)
-    except frames.FrameError as exc:
-        return frames.error_result("script_exception", str(exc))
+        self._frames().result(result)
 
 
 def _never_raising(function: Callable[..., Any]) -> Callable[..., Any]:
