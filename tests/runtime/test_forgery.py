@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +14,7 @@ from runtime.execution import Execution, Outcome
 from runtime.host import Host
 from runtime.model import ErrorCode, RunStatus
 from runtime.pool import WorkerPool
+from runtime.worker import Outbox
 from tests.conftest import make_request, run_script
 
 LOG_CAP = 1024 * 1024
@@ -229,3 +231,29 @@ async def test_a_message_the_run_does_not_allow_ends_it_and_kills_the_worker(
     assert result.error.code == ErrorCode.WORKER_CRASHED
     assert "broke the protocol" in result.error.message
     assert outcome.reusable is False
+
+
+def test_worker_outbox_ends_the_run_at_a_bad_chunk_and_says_nothing_more() -> None:
+    read_fd, write_fd = os.pipe()
+    violations: list[bool] = []
+    try:
+        outbox = Outbox(write_fd, lambda: violations.append(True))
+        outbox.rows('{"columns":["a"],"rows":[["x"]]}')
+        outbox.rows('{"columns":["a"],"rows":[["x"]],"t":"log"}')
+        outbox.rows('{"columns":["a"],"rows":[["y"]]}')
+        outbox.frame({"t": "log", "line": "late"})
+        outbox.result(
+            '{"status":"success","auth":null,"error":null,"columns":[],"rows":[],"discovery":null}'
+        )
+        outbox.frame({"t": "ready", "rss": 0})
+        outbox.frame({"t": "log", "line": "next run"})
+        outbox.drain()
+        kinds = [json.loads(protocol.read_frame(read_fd)) for _ in range(4)]
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert [k["t"] for k in kinds] == ["rows", "result", "ready", "log"]
+    assert kinds[1]["error"]["code"] == "script_exception"
+    assert "tampered" in kinds[1]["error"]["message"]
+    assert kinds[3]["line"] == "next run"
+    assert violations == [True]
