@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Final
 
 SYNTAX_CHECKER: Final = r"""
-globalThis.__gw_check = function (source, offset) {
+globalThis.__gw_check = function (text, offset) {
   const pad = '\n'.repeat(offset);
+  const source = text.slice(0, 2) === '#!' ? '//' + text.slice(2) : text;  // as core.js does
   function attempt(text) {
     try {
       (0, eval)(text);

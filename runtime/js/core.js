@@ -402,6 +402,12 @@ function record(error) {
   if (!RUN.ended && !RUN.error) RUN.error = classify(error);
 }
 
+// A `#!` line is allowed only at the very start of a text, where the blank lines now are: it
+// is a comment, so it becomes one of the same length.
+function hashbangAsComment(script) {
+  return script.slice(0, 2) === '#!' ? '//' + script.slice(2) : script;
+}
+
 globalThis.__gw_run = function runScript(script, runJson) {
   const run = parse(runJson);
   RUN.lineOffset = run.lineOffset;
@@ -410,7 +416,7 @@ globalThis.__gw_run = function runScript(script, runJson) {
   RUN.resultRows = run.resultRows;
   install('metadata', run.metadata);
   try {
-    (0, eval)('\n'.repeat(RUN.lineOffset) + script);
+    (0, eval)('\n'.repeat(RUN.lineOffset) + hashbangAsComment(script));
   } catch (error) {
     record(error);
   }

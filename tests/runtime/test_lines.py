@@ -56,3 +56,12 @@ async def test_a_syntax_error_on_line_1_reports_line_1(pool: WorkerPool) -> None
     assert result.error is not None
     assert (result.error.code, result.error.line) == (ErrorCode.SYNTAX_ERROR, 1)
     assert result.logs == []
+
+
+async def test_a_hashbang_line_is_still_a_comment(pool: WorkerPool) -> None:
+    script = "#!/usr/bin/env node\nDOMO.log('ran');\nnull.x;\n"
+    result = await run_script(pool, script)
+    assert result.logs == ["ran"]
+    assert result.error is not None
+    assert result.error.line == 3
+    assert (await pool.check_syntax(script)).ok
