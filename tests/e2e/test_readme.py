@@ -169,6 +169,10 @@ def test_the_readme_walkthrough_works_as_pasted(walkthrough_output: list[str]) -
     assert (me["email"], me["role"]) == ("you@acme.example", "platform_admin")
     assert (ann["email"], ann["role"]) == ("ann@acme.example", "member")
     assert token["token"].startswith("gw_")
+    listed = _objects(users, "items", "next_cursor")[0]["items"]
+    assert {u["email"] for u in listed} == {"you@acme.example", "ann@acme.example"}
+    # `gateway admin token` gave a new token that works: /me answered with it.
+    assert _objects(users, "role", "email")[-1]["email"] == "you@acme.example"
 
     created = _objects(connector, "guid", "key")
     assert [c["key"] for c in created] == ["samplecrm"]
