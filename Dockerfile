@@ -27,6 +27,7 @@ ENV GATEWAY_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 EXPOSE 8080
 VOLUME ["/data"]
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)" || exit 1
+# The probe asks the port the gateway was configured with (`-e GATEWAY_PORT=...` moves both).
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${GATEWAY_PORT:-8080}/healthz', timeout=2)" || exit 1
 ENTRYPOINT ["gateway"]
 CMD ["serve"]

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import quickjs
 
-from runtime.worker import build_prelude
+from runtime.worker import build_prelude, script_line_offset
 
 CALLABLES: Final = (
     "__gw_host",
@@ -102,11 +102,18 @@ def run_bare(script: str, *, prelude: str | None = None, memory_mb: int = 512) -
     """Run `script` as the worker would (`__gw_run` then `__gw_finish`), rows to a stub."""
     stubs = Stubs()
     context = new_context(stubs)
-    context.eval(prelude if prelude is not None else build_prelude())
+    source = prelude if prelude is not None else build_prelude()
+    context.eval(source)
     context.set_memory_limit(memory_mb * 1024 * 1024)
     run, finish = context.get("__gw_run"), context.get("__gw_finish")
     run_json = json.dumps(
-        {"mode": "process", "metadata": {}, "chunkRows": 10_000, "resultRows": None}
+        {
+            "lineOffset": script_line_offset(source),
+            "mode": "process",
+            "metadata": {},
+            "chunkRows": 10_000,
+            "resultRows": None,
+        }
     )
     started = time.perf_counter()
     run(script, run_json)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import structlog
 
@@ -14,6 +17,8 @@ from gateway.app import create_app
 from gateway.logconfig import configure_logging
 from gateway.server import serve
 from gateway.settings import Settings, SettingsError, load_settings
+
+_BACKLOG: Final = 128  # aiohttp's own default
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings) -> int:
+    try:
+        listener = _listen(settings.host, settings.port)
+    except OSError as exc:
+        sys.stderr.write(f"gateway: {_listen_failure(settings, exc)}\n")
+        return 2
+    # With port 0 the system chose the port: the log and the OAuth redirect URI name it.
+    settings = settings.model_copy(update={"port": listener.getsockname()[1]})
     configure_logging()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     structlog.get_logger(__name__).info(
@@ -42,8 +54,24 @@ def _serve(settings: Settings) -> int:
         data_dir=str(settings.data_dir),
         workers=settings.workers,
     )
-    serve(create_app(settings), host=settings.host, port=settings.port)
+    serve(create_app(settings), sock=listener)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts (a taken port is one clear line)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=_BACKLOG)
+
+
+def _listen_failure(settings: Settings, exc: OSError) -> str:
+    port_advice = "choose another with GATEWAY_PORT or --port"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {settings.port} on {settings.host} is in use already: {port_advice}"
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on port {settings.port}: {port_advice}"
+    # An unknown name, or an address this machine does not have.
+    return f"cannot listen on host {settings.host!r}: set GATEWAY_HOST or --host"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from gateway.accounts.vault import SecretVault
 from gateway.auth import authenticate
 from gateway.connectors.runs import RunService
 from gateway.connectors.service import ConnectorService
+from gateway.connectors.state import ScriptStates
 from gateway.crypto import KEY_FILE_NAME, load_keyring
 from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.service import IdentityService
@@ -45,7 +46,7 @@ from gateway.oauth.flow import OAuthFlow, callback_url
 from gateway.oauth.session import OAuthForRuns
 from gateway.routes import register_routes
 from gateway.settings import Settings
-from gateway.store.engine import create_engine, database_url_for
+from gateway.store.engine import close_engine, create_engine, database_url_for
 from gateway.store.migrate import upgrade
 from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
@@ -144,6 +145,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             app[EGRESS],
             accounts=AccountsForRuns(accounts),
             oauth=OAuthForRuns(clients, coordinator, app[EGRESS]),
+            metrics=metrics,
+            state=ScriptStates(engine, keyring),
         )
         yield
     finally:
@@ -151,7 +154,9 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         # egress client closes after this context, in reverse order of registration).
         if coordinator is not None:
             await coordinator.close()
-        await engine.dispose()
+        # Work cancelled by the shutdown may still be giving its connection back.
+        if not await close_engine(engine):
+            log.warning("database_connections_abandoned_at_shutdown")
 
 
 @asynccontextmanager
@@ -202,6 +207,7 @@ def egress_client_for(settings: Settings) -> EgressClient:
         allow_private=settings.egress_allow_private,
         allowed_networks=settings.egress_allowed_networks,
         resolve=settings.egress_resolve,
+        connect_to=settings.egress_connect_to,
     )
     ca_file = str(settings.egress_ca_file) if settings.egress_ca_file else None
     return EgressClient(policy, ca_file=ca_file)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeVar
 
 import structlog
 from aiohttp import web
@@ -15,6 +15,18 @@ from gateway.problems import ProblemError
 
 _CHALLENGE: Final = 'Bearer realm="gateway"'
 
+HandlerT = TypeVar("HandlerT", bound=Handler)
+
+# Handlers that answer everyone, whatever `Authorization` says: probes and scrapers send
+# whatever their configuration holds, and a stale token must not fail a health check.
+_PUBLIC_HANDLERS: Final[set[Handler]] = set()
+
+
+def public(handler: HandlerT) -> HandlerT:
+    """Mark a handler that needs no caller: its requests skip authentication entirely."""
+    _PUBLIC_HANDLERS.add(handler)
+    return handler
+
 
 def _unauthenticated(detail: str, *, invalid: bool) -> ProblemError:
     challenge = _CHALLENGE + (', error="invalid_token"' if invalid else "")
@@ -25,7 +37,7 @@ def _unauthenticated(detail: str, *, invalid: bool) -> ProblemError:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve `Authorization: Bearer` once; a presented but bad token is refused at once."""
     header = request.headers.get("Authorization")
-    if header is not None:
+    if header is not None and request.match_info.handler not in _PUBLIC_HANDLERS:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthenticated("use Authorization: Bearer <token>", invalid=True)

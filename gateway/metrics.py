@@ -58,6 +58,11 @@ class Metrics:
         self.requests.labels(route, method, str(status)).inc()
         self.request_seconds.labels(route).observe(seconds)
 
+    def observe_run(self, kind: str, status: str, seconds: float) -> None:
+        """Count one finished script run of any kind and its duration."""
+        self.runs.labels(kind, status).inc()
+        self.run_seconds.labels(kind).observe(seconds)
+
     def observe_pool(self, stats: PoolStats) -> None:
         """Update the worker gauges from a pool snapshot."""
         self.workers.labels("idle").set(stats.idle)

@@ -19,12 +19,14 @@ from pydantic.json_schema import models_json_schema
 
 from gateway.connectors.models import ConnectorCreate, ConnectorUpdate, RunCreate
 from gateway.routes.accounts import AccountCreate, AccountUpdate, ShareCreate
-from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate
+from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate, UserPatch
+from gateway.routes.oauth import LinkCreate
 
 # Every model `parse_body` is called with; the document names each by its class name.
 REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     CustomerCreate,
     UserCreate,
+    UserPatch,
     TokenCreate,
     ConnectorCreate,
     ConnectorUpdate,
@@ -32,6 +34,7 @@ REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     AccountCreate,
     AccountUpdate,
     ShareCreate,
+    LinkCreate,
 )
 
 DOCUMENT: Final = Path(__file__).with_name("openapi.yaml")

@@ -34,6 +34,7 @@ PROBLEMS: Final[Mapping[str, tuple[HTTPStatus, str]]] = {
     "provider_mismatch": (HTTPStatus.UNPROCESSABLE_ENTITY, "The account's provider does not match"),
     "script_failed": (HTTPStatus.UNPROCESSABLE_ENTITY, "The script failed"),
     "credentials_rejected": (HTTPStatus.UNPROCESSABLE_ENTITY, "The credentials were rejected"),
+    "egress_refused": (HTTPStatus.UNPROCESSABLE_ENTITY, "The script called a refused host"),
     "idempotency_key_reused": (HTTPStatus.UNPROCESSABLE_ENTITY, "Idempotency key reused"),
     "sql_refused": (HTTPStatus.UNPROCESSABLE_ENTITY, "The query was refused"),
     "too_many_requests": (HTTPStatus.TOO_MANY_REQUESTS, "Too many runs are waiting"),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from gateway.egress import AddressPolicy, EgressClient
+from gateway.egress import AddressPolicy, EgressClient, RefusalHints
 from gateway.settings import Settings
 from runtime.host import Host
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
@@ -19,6 +19,13 @@ from runtime.pool import PoolConfig, WorkerPool
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+# Refusals name the flag that would allow the call, not the service's settings.
+HINTS: Final = RefusalHints(
+    host="host {host} is not allowed (add --allow-host {host})",
+    port="port {port} of host {host} is not allowed (add --allow-host {endpoint})",
+    private=" (add --allow-private-network, or --allow-network {endpoint})",
+    network=" (add --allow-network {endpoint})",
+)
 _SECRET_FIELDS: Final = frozenset(
     {"password", "apikey", "accesstoken", "refreshtoken", "clientsecret", "token", "secret"}
 )
@@ -52,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--allow-network", action="append", default=[], metavar="CIDR|HOST:PORT")
     parser.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDRESS")
+    parser.add_argument(
+        "--connect-to",
+        action="append",
+        default=[],
+        metavar="HOST1:PORT1:HOST2:PORT2",
+        help="send requests for HOST1:PORT1 to HOST2:PORT2 (TLS still checks HOST1)",
+    )
     parser.add_argument("--state", type=Path, help="JSON file where DOMO.setState persists")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
     parser.add_argument("--format", choices=["table", "json"], default="table")
@@ -140,9 +154,10 @@ async def execute(args: argparse.Namespace, settings: Settings) -> RunResult:
         allow_private=settings.egress_allow_private or bool(args.allow_private_network),
         allowed_networks=(*settings.egress_allowed_networks, *args.allow_network),
         resolve=(*settings.egress_resolve, *args.resolve),
+        connect_to=(*settings.egress_connect_to, *args.connect_to),
     )
     ca_file = str(settings.egress_ca_file) if settings.egress_ca_file else None
-    async with EgressClient(policy, ca_file=ca_file) as egress:
+    async with EgressClient(policy, ca_file=ca_file, hints=HINTS) as egress:
         pool = WorkerPool(PoolConfig(size=1, address_space_mb=settings.worker_address_space_mb))
         await pool.start()
         try:

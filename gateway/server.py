@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from typing import Final
 
@@ -79,17 +80,18 @@ class GatewayRunner(web.AppRunner):
         )
 
 
-async def _serve(app: web.Application, host: str, port: int) -> None:
+async def _serve(app: web.Application, sock: socket.socket) -> None:
     runner = GatewayRunner(app, handle_signals=True)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.SockSite(runner, sock).start()
         await asyncio.Event().wait()  # until SIGINT or SIGTERM raises GracefulExit
     finally:
         await runner.cleanup()
 
 
-def serve(app: web.Application, *, host: str, port: int) -> None:
-    """Serve `app` until SIGINT or SIGTERM, then run its cleanup (as `web.run_app` does)."""
+def serve(app: web.Application, *, sock: socket.socket) -> None:
+    """Serve `app` on a bound `sock` until SIGINT or SIGTERM, then run its cleanup (as
+    `web.run_app` does)."""
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(_serve(app, host, port))
+        asyncio.run(_serve(app, sock))

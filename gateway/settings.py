@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from gateway.crypto import KeyRing
+from gateway.egress.policy import AddressPolicy, validate_url
+from gateway.store.engine import async_url
 
 ENV_PREFIX: Final = "GATEWAY_"
 
@@ -19,6 +24,35 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 
 class SettingsError(Exception):
     """A setting is invalid; the message names the environment variable."""
+
+
+def _check_database_url(url: str) -> None:
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        # SQLAlchemy's messages may repeat the URL, password included: say what is expected.
+        raise ValueError(
+            "not a database URL: use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+        ) from None
+    async_url(url)  # refuses other databases, naming the scheme
+
+
+def _check_public_url(url: str) -> None:
+    validate_url(url)  # an absolute http(s) URL with a valid host, as egress checks them
+    if "?" in url or "#" in url:
+        raise ValueError("the public URL takes no query or fragment (paths are appended)")
+
+
+# Settings with a syntax of their own, each checked by the code that parses it when it is
+# used (no second parser), so that a bad value stops the start with the variable's name
+# instead of a traceback at first use. A new such setting adds one entry here.
+_PARSED_BY: Final[Mapping[str, Callable[..., object]]] = {
+    "database_url": _check_database_url,
+    "public_url": _check_public_url,
+    "egress_allowed_networks": lambda value: AddressPolicy(allowed_networks=value),
+    "egress_resolve": lambda value: AddressPolicy(resolve=value),
+    "egress_connect_to": lambda value: AddressPolicy(connect_to=value),
+}
 
 
 class Settings(BaseSettings):
@@ -37,15 +71,29 @@ class Settings(BaseSettings):
     egress_allow_private: bool = False
     egress_allowed_networks: CommaList = ()
     egress_resolve: CommaList = ()
+    egress_connect_to: CommaList = ()
     egress_ca_file: Path | None = None
     apps_origin: str = "http://{instance}.apps.localhost:8080"
     run_retention_days: int = Field(default=30, ge=1)
 
-    @field_validator("encryption_keys", "egress_allowed_networks", "egress_resolve", mode="before")
+    @field_validator(
+        "encryption_keys",
+        "egress_allowed_networks",
+        "egress_resolve",
+        "egress_connect_to",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator(*_PARSED_BY)
+    @classmethod
+    def _parses(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.field_name is not None:
+            _PARSED_BY[info.field_name](value)  # raises ValueError naming what is wrong
         return value
 
     @field_validator("encryption_keys")
@@ -68,5 +116,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             name = ENV_PREFIX + "_".join(str(part) for part in error["loc"][:1]).upper()
-            problems.append(f"{name}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
         raise SettingsError("; ".join(problems)) from exc

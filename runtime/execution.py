@@ -1,4 +1,12 @@
-"""One run on one worker: serve its host calls, collect logs and rows, enforce its limits."""
+"""One run on one worker: serve its host calls, collect logs and rows, enforce its limits.
+
+The worker is not trusted: a script may have subverted the prelude, and a QuickJS bug could
+hand the script the worker itself. So the run accepts only the messages its state allows
+(`log`, `rows` and `call` while it runs, then one `result`; the pool takes nothing but
+`ready` after it) and enforces the log cap, the row cap and the result-size cap itself, on
+the final `result` too. Anything else ends the run as `worker_crashed` and the worker is
+killed (docs/decisions/0009-worker-frames.md).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from pydantic import ValidationError
+
 from runtime import protocol
+from runtime.frames import LOG_TRUNCATED
 from runtime.grid import finalize_rows
 from runtime.host import Host, HostCallError, HttpRequest
 from runtime.model import (
@@ -28,7 +39,10 @@ if TYPE_CHECKING:
 
 CHUNK_ROWS: Final = 10_000
 RESULT_BYTES: Final = 64 * 1024 * 1024
-"""The most row data a run without a row sink may make the gateway hold."""
+"""The most row data a run without a row sink may make the gateway hold; also the largest
+final `result` frame of any run."""
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_FINAL_STATUSES: Final = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.ERROR})
 
 
 class _EndRun(Exception):
@@ -37,6 +51,16 @@ class _EndRun(Exception):
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.error = RunError(code=code, message=message)
+
+
+class _Violation(_EndRun):
+    """The worker sent what the run's state does not allow; it is killed."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            ErrorCode.WORKER_CRASHED,
+            f"the script worker broke the protocol ({what}); it was stopped",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +81,8 @@ class Execution:
         self._limits = request.limits
         self._redactor = Redactor(request.secrets)
         self._logs: list[str] = []
+        self._log_left = request.limits.log_bytes
+        self._log_closed = False
         self._trace: list[HttpTraceEntry] = []
         self._rows: list[list[JsonValue]] = []
         self._row_count = 0
@@ -73,8 +99,8 @@ class Execution:
             async with asyncio.timeout_at(deadline):
                 await worker.send(protocol.encode(self._run_message()))
                 final = await self._serve(worker)
-            reusable = True
             result = await self._finish(final)
+            reusable = True
         except TimeoutError:
             result = await self._fail(
                 RunStatus.TIMEOUT,
@@ -106,33 +132,57 @@ class Execution:
         }
 
     async def _serve(self, worker: WorkerProcess) -> dict[str, Any]:
+        # While the run goes on: logs, rows and host calls, then its one result. During a host
+        # call the worker waits for the reply, and nothing is read until it is sent.
         while True:
             message = await worker.read()
             kind = message.get("t")
             if kind == "log":
-                self._logs.append(str(message.get("line")))
+                self._take_log(message.get("line"))
             elif kind == "rows":
                 self._row_bytes += worker.last_size
-                await self._take_rows(message)
+                await self._take_rows(message.get("columns"), message.get("rows"))
             elif kind == "call":
                 reply = await self._call(message)
                 await worker.send(protocol.encode(reply))
             elif kind == "result":
+                if worker.last_size > RESULT_BYTES:
+                    raise _EndRun(ErrorCode.RESULT_LIMIT, "the result is larger than 64 MiB")
+                self._row_bytes += worker.last_size
                 return message
             else:
-                raise protocol.ProtocolError(f"unexpected message {kind!r} during a run")
+                raise _Violation(f"a {str(kind)[:40]!r} message while the script runs")
 
-    async def _take_rows(self, message: dict[str, Any]) -> None:
-        rows = message.get("rows")
-        columns = message.get("columns")
-        if not isinstance(rows, list) or not isinstance(columns, list):
-            raise protocol.ProtocolError("malformed rows chunk")
+    def _take_log(self, line: object) -> None:
+        if not isinstance(line, str):
+            raise _Violation("a log line that is not text")
+        if self._log_closed:
+            return
+        if len(line) > self._log_left:
+            # The worker caps logs too; whatever it sends past the cap is dropped here.
+            self._log_closed = True
+            self._logs.append(LOG_TRUNCATED)
+            return
+        self._log_left -= len(line)
+        self._logs.append(line)
+
+    async def _take_rows(self, columns: object, rows: object) -> None:
+        if type(columns) is not list or not all(type(name) is str for name in columns):
+            raise _Violation("column names that are not text")
+        if type(rows) is not list:
+            raise _Violation("rows that are not a list")
+        scalars = _SCALARS.issuperset
+        for row in rows:
+            if type(row) is not list or not scalars(map(type, row)):
+                raise _Violation("a row that is not a list of plain values")
         self._row_count += len(rows)
         cap = self._limits.result_rows
         if cap is not None and self._row_count > cap:
             raise _EndRun(ErrorCode.RESULT_LIMIT, f"the result has more than {cap} rows")
         if self._host.rows is not None:
-            await self._host.rows.write(columns, self._redactor.rows(rows))
+            # Streamed rows leave before the result exists: redacted on their way out.
+            redact = self._redactor
+            await self._host.rows.write([redact.text(c) for c in columns], redact.rows(rows))
             return
         if self._row_bytes > RESULT_BYTES:
             raise _EndRun(ErrorCode.RESULT_LIMIT, "the result is larger than 64 MiB")
@@ -192,28 +242,34 @@ class Execution:
         }
 
     async def _finish(self, final: dict[str, Any]) -> RunResult:
-        status = RunStatus(final["status"])
-        error = RunError.model_validate(final["error"]) if final.get("error") else None
-        columns = [Column.model_validate(column) for column in final.get("columns") or []]
+        try:
+            status = RunStatus(str(final.get("status")))
+            error = RunError.model_validate(final["error"]) if final.get("error") else None
+            columns = [Column.model_validate(column) for column in final.get("columns") or []]
+            auth = AuthOutcome.model_validate(final["auth"]) if final.get("auth") else None
+            discovery = final.get("discovery")
+            discovery = Discovery.model_validate(discovery) if discovery else None
+        except (ValueError, ValidationError, TypeError):
+            raise _Violation("a malformed result") from None
+        if status not in _FINAL_STATUSES:
+            raise _Violation("a result with a status the worker may not report")
         if status is RunStatus.SUCCESS and final.get("rows"):
-            await self._take_rows({"columns": [c.name for c in columns], "rows": final["rows"]})
+            await self._take_rows([c.name for c in columns], final["rows"])
         rows: list[list[JsonValue]] = []
         if self._host.rows is not None:
             if status is RunStatus.SUCCESS:
-                await self._host.rows.finish(columns)
+                await self._host.rows.finish(self._redactor.columns(columns))
             else:
                 await self._host.rows.abort()
         elif status is RunStatus.SUCCESS:
-            rows = self._redactor.rows(finalize_rows(columns, self._rows))
-        auth = final.get("auth")
-        discovery = final.get("discovery")
+            rows = finalize_rows(columns, self._rows)
         return self._result(
             status,
             error,
-            auth=AuthOutcome.model_validate(self._redactor.value(auth)) if auth else None,
+            auth=auth,
             columns=columns if status is RunStatus.SUCCESS else [],
             rows=rows,
-            discovery=Discovery.model_validate(discovery) if discovery else None,
+            discovery=discovery,
         )
 
     async def _fail(self, status: RunStatus, error: RunError) -> RunResult:
@@ -231,24 +287,18 @@ class Execution:
         rows: list[list[JsonValue]] | None = None,
         discovery: Discovery | None = None,
     ) -> RunResult:
-        redact = self._redactor
-        if error is not None and redact:
-            error = error.model_copy(update={"message": redact.text(error.message)})
-        trace = (
-            [entry.model_copy(update={"url": redact.text(entry.url)}) for entry in self._trace]
-            if redact
-            else self._trace
-        )
-        return RunResult(
+        result = RunResult(
             status=status,
             auth=auth,
             columns=columns or [],
             rows=rows or [],
-            logs=[redact.text(line) for line in self._logs] if redact else self._logs,
-            http=trace,
+            logs=self._logs,
+            http=self._trace,
             error=error,
             discovery=discovery,
         )
+        # The one place a run's strings are scrubbed of its secrets (THREATS S1).
+        return self._redactor.result(result)
 
 
 async def _exit_code(worker: WorkerProcess) -> int | None:

@@ -159,3 +159,12 @@ class RunResult(_Model):
     error: RunError | None = None
     discovery: Discovery | None = None
     duration_ms: float = 0.0
+
+
+class SyntaxCheck(_Model):
+    """Whether a script parses; if not, the error a run would report and where (SPEC 4.3)."""
+
+    ok: bool
+    message: str | None = None
+    line: int | None = None
+    column: int | None = None

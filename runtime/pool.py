@@ -13,12 +13,14 @@ from typing import Final
 from runtime import protocol
 from runtime.execution import Execution
 from runtime.host import Host
-from runtime.model import RunRequest, RunResult
+from runtime.model import RunRequest, RunResult, SyntaxCheck
 
 log = logging.getLogger(__name__)
 
 _WORKER_ENV: Final = {"TZ": "UTC", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 _READY_TIMEOUT_S: Final = 30.0
+CHECK_TIMEOUT_S: Final = 10.0
+"""Parsing is linear and the largest script is 1 MiB: far more than a parse ever takes."""
 
 
 class PoolBusy(Exception):
@@ -146,6 +148,10 @@ class WorkerPool:
             *(self._kill(w) for w in list(self._processes)), return_exceptions=True
         )
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers alive now (to inspect their confinement)."""
+        return [w.process.pid for w in self._processes if w.process.returncode is None]
+
     def stats(self) -> PoolStats:
         """Workers by state and runs waiting."""
         return PoolStats(len(self._idle), len(self._busy), self._starting, self._waiting)
@@ -171,6 +177,39 @@ class WorkerPool:
         else:
             await self._discard(worker)
         return outcome.result
+
+    async def check_syntax(self, script: str, *, tenant: str = "local") -> SyntaxCheck:
+        """Parse `script` on a worker as a run would, running none of it.
+
+        A worker that fails to answer is replaced, and the answer says the script could not
+        be checked.
+
+        Raises:
+            PoolBusy: the queue is full (for this tenant or in all).
+            PoolClosed: the pool is shutting down.
+        """
+        worker = await self._acquire(tenant)
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                await worker.send(protocol.encode({"t": "check", "script": script}))
+                answer = await worker.read()
+            if answer.pop("t", None) != "checked":
+                raise protocol.ProtocolError("expected the answer to a check")
+            check = SyntaxCheck.model_validate(answer)
+        except (TimeoutError, protocol.ProtocolError, ValueError):
+            await self._discard(worker)
+            self._release_tenant(tenant)
+            return SyntaxCheck(
+                ok=False, message="the script could not be checked (the worker failed)"
+            )
+        except BaseException:
+            await self._discard(worker)
+            self._release_tenant(tenant)
+            raise
+        self._release_tenant(tenant)
+        self._busy.discard(worker)
+        self._make_idle(worker)
+        return check
 
     # --- scheduling -------------------------------------------------------------------
     async def _acquire(self, tenant_name: str) -> WorkerProcess:
@@ -250,10 +289,10 @@ class WorkerPool:
         """Wait for the worker to finish the run and prepare its next Context."""
         try:
             async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 1)):
-                while True:
-                    message = await worker.read()
-                    if message.get("t") == "ready":
-                        break
+                message = await worker.read()
+            # After its result a worker says nothing but `ready` (decision 0009).
+            if message.get("t") != "ready":
+                raise protocol.ProtocolError("a message after the result")
         except (TimeoutError, protocol.ProtocolError):
             await self._discard(worker)
             return

@@ -21,15 +21,10 @@ class ProtocolError(Exception):
 
 def encode(message: dict[str, Any]) -> bytes:
     """Frame one message."""
-    # ASCII escapes keep lone surrogates (which JavaScript strings may hold) encodable.
-    payload = json.dumps(message, separators=(",", ":")).encode()
+    # ASCII escapes keep lone surrogates (which JavaScript strings may hold) encodable. Every
+    # message is built from parsed JSON or by the pool itself, so none can be cyclic.
+    payload = json.dumps(message, separators=(",", ":"), check_circular=False).encode()
     return _HEADER.pack(len(payload)) + payload
-
-
-def encode_raw(payload: str) -> bytes:
-    """Frame a message that is already JSON text (produced by the prelude)."""
-    data = payload.encode()
-    return _HEADER.pack(len(data)) + data
 
 
 def write_frame(fd: int, frame: bytes) -> None:

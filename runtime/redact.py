@@ -1,4 +1,4 @@
-"""Replace a run's secret values wherever they could surface: logs, errors, traces, rows."""
+"""Replace a run's secret values in every string a run returns, in one place (THREATS S1)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote, quote_plus
 
-from runtime.model import JsonValue
+from runtime.model import Column, Discovery, DiscoveryOption, JsonValue, RunResult
 
 REDACTED: Final = "[redacted]"
 MIN_SECRET_LENGTH: Final = 4
@@ -57,6 +57,52 @@ class Redactor:
         if isinstance(value, dict):
             return {key: self.value(item) for key, item in value.items()}
         return value
+
+    def result(self, result: RunResult) -> RunResult:
+        """Return `result` with every string it holds scrubbed.
+
+        Logs, the error (message and a string code), traces, the auth message, column names,
+        cells, discovery options and tree: a script can put a secret into any of them.
+        """
+        if self._pattern is None:
+            return result
+        text = self.text
+        error = result.error
+        if error is not None:
+            code = text(error.code) if isinstance(error.code, str) else error.code
+            error = error.model_copy(update={"code": code, "message": text(error.message)})
+        auth = result.auth
+        if auth is not None and auth.message is not None:
+            auth = auth.model_copy(update={"message": text(auth.message)})
+        discovery = result.discovery
+        if discovery is not None:
+            options = [
+                DiscoveryOption(value=text(o.value), label=text(o.label)) for o in discovery.options
+            ]
+            discovery = Discovery(options=options, tree=self.value(discovery.tree))
+        http = [
+            entry.model_copy(
+                update={"url": text(entry.url), "error": entry.error and text(entry.error)}
+            )
+            for entry in result.http
+        ]
+        return result.model_copy(
+            update={
+                "error": error,
+                "auth": auth,
+                "columns": self.columns(result.columns),
+                "rows": self.rows(result.rows),
+                "logs": [text(line) for line in result.logs],
+                "http": http,
+                "discovery": discovery,
+            }
+        )
+
+    def columns(self, columns: list[Column]) -> list[Column]:
+        """Scrub column names."""
+        if self._pattern is None:
+            return columns
+        return [column.model_copy(update={"name": self.text(column.name)}) for column in columns]
 
     def rows(self, rows: list[list[JsonValue]]) -> list[list[JsonValue]]:
         """Scrub the string cells of rows (only when there is something to scrub)."""

@@ -2,22 +2,30 @@
 
 Started by the pool as `python -I -m runtime.worker ADDRESS_SPACE_BYTES`. It confines itself
 (rlimits, seccomp), then loops: prepare a Context with the prelude, say `ready`, take a `run`,
-answer with a `result`. All I/O of a script is a host call to the pool over the pipe.
+answer with a `result` (or take any number of `check`s, each answered with `checked`). All I/O
+of a script is a host call to the pool over the pipe.
+
+Every frame is a dict this module built from values it parsed and checked (`runtime.frames`),
+never text from the prelude spliced into a message: a script may have subverted what the
+prelude serialises (docs/decisions/0009-worker-frames.md).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, Final
 
-from runtime import protocol
+from runtime import frames, protocol
 from runtime.pureops import OPS
 from runtime.sandbox import deny_network_and_processes, limit_resources
+from runtime.syntax import SYNTAX_CHECKER
 
 PRELUDE_FILES: Final = ("core.js", "datagrid.js")
 LAZY_SOURCES: Final = {
@@ -29,7 +37,73 @@ LAZY_SOURCES: Final = {
 _RUN_ENDED: Final = json.dumps(
     {"t": "reply", "error": {"code": "run_ended", "message": "the run has already ended"}}
 )
-_LOG_TRUNCATED: Final = "[log truncated]"
+_CHECK_MEMORY_BYTES: Final = 256 * 1024 * 1024
+_CHECK_STACK_BYTES: Final = 1024 * 1024
+
+
+class Outbox:
+    """Writes the worker's frames in order from a thread of its own.
+
+    Parsing and checking a rows chunk costs about as much as the script took to make it; done
+    here, it overlaps the script (the binding releases the GIL while JavaScript runs). The
+    queue is short, so a script cannot get far ahead of its checks. It also keeps the run's
+    last word: after a run's `result`, nothing but `ready` or `checked` leaves until the next
+    run.
+    """
+
+    def __init__(self, fd: int, on_violation: Callable[[], None]) -> None:
+        self._fd = fd
+        self._on_violation = on_violation
+        self._items: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=2)
+        self._ended = False  # a result of the current run is out (only this thread uses it)
+        threading.Thread(target=self._write_all, name="frames", daemon=True).start()
+
+    def frame(self, message: dict[str, Any]) -> None:
+        """Send a frame the worker built."""
+        self._items.put(("frame", message))
+
+    def rows(self, chunk_json: object) -> None:
+        """Send a rows chunk of the prelude once it is checked."""
+        self._items.put(("rows", chunk_json))
+
+    def result(self, result_json: object) -> None:
+        """Send the prelude's result once it is checked."""
+        self._items.put(("result", result_json))
+
+    def drain(self) -> None:
+        """Wait until everything put so far is written (or dropped)."""
+        self._items.join()
+
+    def _write_all(self) -> None:
+        while True:
+            kind, item = self._items.get()
+            try:
+                message = self._message(kind, item)
+                if message is not None:
+                    protocol.write_frame(self._fd, protocol.encode(message))
+            except BaseException:
+                os._exit(3)  # the pipe is gone: nothing more can be said
+            finally:
+                self._items.task_done()
+
+    def _message(self, kind: str, item: object) -> dict[str, Any] | None:
+        if kind == "frame":
+            assert isinstance(item, dict)
+            if item["t"] in ("ready", "checked"):
+                self._ended = False
+                return item
+        if self._ended:
+            return None
+        try:
+            if kind == "rows":
+                return frames.rows_frame(item)
+            message = frames.result_frame(item) if kind == "result" else item
+        except frames.FrameError as exc:
+            self._on_violation()
+            message = frames.error_result("script_exception", str(exc))
+        assert isinstance(message, dict)
+        self._ended = message["t"] == "result"
+        return message
 
 
 def _read_js(name: str) -> str:
@@ -42,6 +116,15 @@ def build_prelude() -> str:
     return "(function () {\n" + body + "\n})();\n"
 
 
+def script_line_offset(prelude: str) -> int:
+    """Blank lines put before a script: more than any prelude or lazy file has.
+
+    QuickJS names all code `<input>`; a frame on a line past this offset is the script's.
+    """
+    sources = [prelude, *(_read_js(path) for path in LAZY_SOURCES.values())]
+    return 1 + max(source.count("\n") + 1 for source in sources)
+
+
 class Worker:
     """Worker-side state of the current run and the callables the prelude uses."""
 
@@ -49,8 +132,10 @@ class Worker:
         self._in = infd
         self._out = outfd
         self._prelude = build_prelude()
+        self._line_offset = script_line_offset(self._prelude)
         self._lazy: dict[str, str] = {}
         self._call_id = 0
+        self._outbox: Outbox | None = None
         self._poisoned = False
         self._log_left = 0
         self._log_closed = False
@@ -58,38 +143,54 @@ class Worker:
 
     # --- callables (string in, string out, never raising) -------------------------------
     def _host(self, op: Any, args_json: Any) -> str:
+        self._frames().drain()  # a chunk that is still being checked may end the run
         if self._poisoned:
             return _RUN_ENDED
+        try:
+            call = frames.call_frame(self._call_id + 1, op, args_json)
+        except frames.FrameError as exc:
+            self._violation(exc)
+            return _RUN_ENDED
         self._call_id += 1
-        call_id = self._call_id
-        frame = f'{{"t":"call","id":{call_id},"op":{json.dumps(str(op))},"args":{args_json}}}'
-        self._send_raw(frame)
+        self._send(call)
         while True:
             payload = protocol.read_frame(self._in)
             message = json.loads(payload)
-            if message.get("t") == "reply" and message.get("id") == call_id:
+            if message.get("t") == "reply" and message.get("id") == self._call_id:
                 return payload.decode()
             raise protocol.ProtocolError(f"unexpected message {message.get('t')!r} during a call")
 
     def _log(self, line_json: Any) -> None:
         if self._poisoned or self._log_closed:
             return
-        text = str(line_json)
-        if len(text) > self._log_left:
-            self._log_closed = True
-            self._send({"t": "log", "line": _LOG_TRUNCATED})
+        try:
+            line = frames.log_line(line_json)
+        except frames.FrameError as exc:
+            self._violation(exc)
             return
-        self._log_left -= len(text)
-        self._send_raw('{"t":"log","line":' + text + "}")
+        if len(line) > self._log_left:
+            self._log_closed = True
+            self._send({"t": "log", "line": frames.LOG_TRUNCATED})
+            return
+        self._log_left -= len(line)
+        self._send({"t": "log", "line": line})
 
     def _emit(self, chunk_json: Any) -> None:
         if not self._poisoned:
-            self._send_raw('{"t":"rows",' + str(chunk_json)[1:])
+            self._frames().rows(chunk_json)
 
     def _fatal(self, result_json: Any) -> None:
         if not self._poisoned:
             self._poisoned = True
-            self._send_raw('{"t":"result",' + str(result_json)[1:])
+            self._frames().result(result_json)
+
+    def _violation(self, error: frames.FrameError) -> None:
+        """The prelude handed over something malformed: the script subverted it. End the run."""
+        self._poisoned = True
+        self._send(frames.error_result("script_exception", str(error)))
+
+    def _poison(self) -> None:
+        self._poisoned = True
 
     def _sleep(self, ms_text: Any) -> None:
         try:
@@ -119,11 +220,13 @@ class Worker:
         return self._lazy[path]
 
     # --- the loop ---------------------------------------------------------------------
-    def _send(self, message: dict[str, Any]) -> None:
-        protocol.write_frame(self._out, protocol.encode(message))
+    def _frames(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = Outbox(self._out, self._poison)
+        return self._outbox
 
-    def _send_raw(self, payload: str) -> None:
-        protocol.write_frame(self._out, protocol.encode_raw(payload))
+    def _send(self, message: dict[str, Any]) -> None:
+        self._frames().frame(message)
 
     def _prepare(self) -> tuple[Any, Any, Any]:
         import quickjs
@@ -146,17 +249,37 @@ class Worker:
         return context, run, finish
 
     def serve(self) -> None:
-        """Run scripts until the pool closes the pipe."""
+        """Run scripts (and check others) until the pool closes the pipe."""
         while True:
             context, run, finish = self._prepare()
             self._send({"t": "ready", "rss": _rss_bytes()})
-            try:
-                message = json.loads(protocol.read_frame(self._in))
-            except protocol.ProtocolError:
-                return
-            if message.get("t") != "run":
-                raise protocol.ProtocolError(f"expected a run, got {message.get('t')!r}")
-            self._execute(context, run, finish, message)
+            while True:
+                try:
+                    message = json.loads(protocol.read_frame(self._in))
+                except protocol.ProtocolError:
+                    return
+                if message.get("t") == "check":
+                    self._send(self._check(str(message["script"])))
+                    continue
+                if message.get("t") != "run":
+                    raise protocol.ProtocolError(f"expected a run, got {message.get('t')!r}")
+                self._execute(context, run, finish, message)
+                break
+
+    def _check(self, script: str) -> dict[str, Any]:
+        """Parse `script` as a run would, in a Context of its own, without running any of it."""
+        import quickjs
+
+        context = quickjs.Context()
+        context.set_memory_limit(_CHECK_MEMORY_BYTES)
+        context.set_max_stack_size(_CHECK_STACK_BYTES)
+        try:
+            context.eval(SYNTAX_CHECKER)
+            answer = context.get("__gw_check")(script, self._line_offset)
+        except quickjs.JSException as exc:
+            message = str(exc).split("\n", 1)[0]
+            return {"t": "checked", "ok": False, "message": message, "line": None, "column": None}
+        return frames.checked_frame(answer)
 
     def _execute(self, context: Any, run: Any, finish: Any, message: dict[str, Any]) -> None:
         import quickjs
@@ -170,49 +293,38 @@ class Worker:
         context.set_max_stack_size(int(limits["stack_kb"]) * 1024)
         run_json = json.dumps(
             {
+                "lineOffset": self._line_offset,
                 "mode": message["mode"],
                 "metadata": message["metadata"],
                 "chunkRows": message.get("chunk_rows", 10_000),
                 "resultRows": limits["result_rows"],
             }
         )
-        result: str | None
+        result: object
         try:
             run(message["script"], run_json)
             while context.execute_pending_job():
                 pass
             result = finish()
         except quickjs.StackOverflow:
-            result = _error_result("stack_overflow", "stack overflow")
+            if not self._poisoned:
+                self._send(frames.error_result("stack_overflow", "stack overflow"))
+            return
         except quickjs.JSException as exc:
-            code = "memory_limit" if "out of memory" in str(exc) else "script_exception"
-            result = _error_result(
-                code,
-                "the script ran out of memory"
-                if code == "memory_limit"
-                else str(exc).split("\n", 1)[0],
-            )
+            if not self._poisoned:
+                out_of_memory = "out of memory" in str(exc)
+                self._send(
+                    frames.error_result("memory_limit", "the script ran out of memory")
+                    if out_of_memory
+                    else frames.error_result("script_exception", str(exc).split("\n", 1)[0])
+                )
+            return
         if self._poisoned:
             return
-        self._send_raw(
-            result
-            if isinstance(result, str)
-            else _error_result("worker_crashed", "the prelude returned no result")
-        )
-
-
-def _error_result(code: str, message: str) -> str:
-    return json.dumps(
-        {
-            "t": "result",
-            "status": "error",
-            "auth": None,
-            "error": {"code": code, "message": message, "line": None},
-            "columns": [],
-            "rows": [],
-            "discovery": None,
-        }
-    )
+        if not isinstance(result, str):
+            self._send(frames.error_result("worker_crashed", "the prelude returned no result"))
+            return
+        self._frames().result(result)
 
 
 def _never_raising(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
-from tests.tls import make_test_ca
+from examples.samplecrm.api import PASSWORD, USERNAME, add_routes
+from examples.tls import make_local_ca
 
-SCRIPTS = Path(__file__).parent.parent / "scripts"
-# Port 443 on a loopback address of our own, so the scripts' https URLs stay unchanged.
-FAKE_ADDRESS = "127.43.0.1"
-USERNAME, PASSWORD = "crm-user", "s3cret-crm-pass"
+__all__ = ["ACCESS_TOKEN", "PASSWORD", "SAMPLECRM", "USERNAME", "DomoHosts", "Fakes"]
+
+SAMPLECRM = Path(__file__).parent.parent / "examples" / "samplecrm"
+HOSTS = ("developer.domo.com", "na73.salesforce.com")
 ACCESS_TOKEN = "00Dxx0000001gPL!AQ4AQFakeSalesforceToken"
-
-CSV_HEADER = (
-    "Account.Id,Account.Industry,Account.Name,Amount,CloseDate,CreatedDate,Id,IsClosed,IsWon,"
-    "LastActivityDate,LastModifiedDate,LeadSource,Name,NextStep,Probability,StageName,Type,"
-    "ForecastCategoryName,Strategic_Account__c,Forecasted_ACV__c,Competitor__c,"
-    "Owner.CreatedDate,Owner.Email,Owner.FullPhotoUrl,Owner.Id,Owner.IsActive,Owner.Manager,"
-    "Owner.Name,Owner.UserRole.Name"
-)
-CSV_ROWS = [
-    "001A,Energy,Grand Hotels,125000.5,2017-01-05,2016-11-02T10:15:00,006A,true,true,"
-    "2017-01-04,2017-01-06T08:00:00,Web,Grand deal,Sign,90,Closed Won,New Customer,Closed,"
-    "yes,130000,None,2015-03-01T09:00:00,ann@crm.test,http://crm.test/p/1,005A,true,"
-    "005Z,Ann Lee,Sales",
-    "001B,Media,Pyramid Co,42000,2017-02-10,2016-12-12T16:45:30,006B,false,false,"
-    "2017-02-01,2017-02-09T12:30:00,Phone,Pyramid renewal,Call,40,Prospecting,Existing,"
-    "Pipeline,no,45000,Acme,2015-04-02T10:00:00,bob@crm.test,http://crm.test/p/2,005B,true,"
-    "005Z,Bob Stone,Sales",
-]
 
 
 @dataclass
@@ -48,13 +31,13 @@ class Fakes:
 FAKES = web.AppKey("fakes", Fakes)
 
 
-async def _samplecrm(request: web.Request) -> web.Response:
-    fakes = request.app[FAKES]
-    fakes.crm_requests.append(request.headers.get("Authorization", ""))
-    expected = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-    if request.headers.get("Authorization") != expected:
-        return web.Response(status=401, text="unauthorized")
-    return web.Response(text="\r".join([CSV_HEADER, *CSV_ROWS]), content_type="text/csv")
+@web.middleware
+async def _record_crm(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if request.path == "/samplecrm":
+        request.app[FAKES].crm_requests.append(request.headers.get("Authorization", ""))
+    return await handler(request)
 
 
 async def _salesforce(request: web.Request) -> web.Response:
@@ -72,29 +55,35 @@ async def _salesforce(request: web.Request) -> web.Response:
 
 @dataclass(frozen=True)
 class DomoHosts:
-    """The running fakes, what they saw, and how to reach them."""
+    """The running fakes, what they saw, and how to reach them.
+
+    Attributes:
+        seen: the requests the fakes received.
+        ca_file: the CA that signed their certificate.
+        endpoint: `127.0.0.1:PORT`, for `allowed_networks` (`--allow-network`).
+        connect_to: `HOST:443:127.0.0.1:PORT` for each faked host (`--connect-to`).
+    """
 
     seen: Fakes
     ca_file: Path
-    resolve: tuple[str, ...]
+    endpoint: str
+    connect_to: tuple[str, ...]
 
 
 @pytest.fixture
-async def domo_hosts(tmp_path: Path) -> AsyncIterator[DomoHosts]:
-    """developer.domo.com and na73.salesforce.com on 127.43.0.1:443 with a test CA."""
-    ca = make_test_ca(tmp_path, ["developer.domo.com", "na73.salesforce.com"])
+async def domo_hosts(tmp_path: Path, aiohttp_server: AiohttpServer) -> DomoHosts:
+    """developer.domo.com and na73.salesforce.com on 127.0.0.1, on any free port.
+
+    Their certificate is signed by a CA of their own; reach them with `connect_to`.
+    """
+    ca = make_local_ca(tmp_path / "domo-ca", HOSTS)
     fakes = Fakes()
-    app = web.Application()
+    app = web.Application(middlewares=[_record_crm])
     app[FAKES] = fakes
-    app.router.add_get("/samplecrm", _samplecrm)
+    add_routes(app)
     app.router.add_post("/services/data/v22.0/sobjects/Opportunity/{id}", _salesforce)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, FAKE_ADDRESS, 443, ssl_context=ca.server_context)
-    await site.start()
-    resolve = (
-        f"developer.domo.com:443:{FAKE_ADDRESS}",
-        f"na73.salesforce.com:443:{FAKE_ADDRESS}",
-    )
-    yield DomoHosts(fakes, ca.ca_file, resolve)
-    await runner.cleanup()
+    server = await aiohttp_server(app, host="127.0.0.1", ssl=ca.server_context)
+    port = server.port
+    assert port is not None
+    connect_to = tuple(f"{host}:443:127.0.0.1:{port}" for host in HOSTS)
+    return DomoHosts(fakes, ca.ca_file, f"127.0.0.1:{port}", connect_to)

@@ -9,7 +9,7 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.accounts.fields import check_credentials, field_specs, split_secret
 from gateway.accounts.tables import account_shares, accounts
@@ -48,7 +48,10 @@ class OAuthTokens(Protocol):
 
 
 CredentialCheck = Callable[[dict[str, str]], Awaitable[tuple[bool, str | None]]]
-"""Runs the connector's auth script on credentials: (accepted, the script's message)."""
+"""Runs the connector's auth script on credentials: (accepted, the script's message).
+
+A check may raise instead, to say more than "rejected" (the HTTP layer's raises the problem
+of SPEC 4.3: an unreachable upstream, a refused host, a failed script)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,21 @@ def _account(row: Any, shared_with: list[str] | None = None) -> Account:
         row.updated_at,
         shared_with or [],
     )
+
+
+async def _shares(connection: AsyncConnection, account_ids: list[str]) -> dict[str, list[str]]:
+    """The users each of `account_ids` is shared with, in one query."""
+    shared: dict[str, list[str]] = {}
+    if not account_ids:
+        return shared
+    rows = await connection.execute(
+        select(account_shares.c.account_id, account_shares.c.user_id)
+        .where(account_shares.c.account_id.in_(account_ids))
+        .order_by(account_shares.c.account_id, account_shares.c.user_id)
+    )
+    for account_id, user_id in rows:
+        shared.setdefault(account_id, []).append(user_id)
+    return shared
 
 
 class AccountService:
@@ -165,16 +183,8 @@ class AccountService:
             ).first()
             if row is None:
                 raise NotFound("no such account")
-            shared = list(
-                (
-                    await connection.execute(
-                        select(account_shares.c.user_id).where(
-                            account_shares.c.account_id == account_id
-                        )
-                    )
-                ).scalars()
-            )
-        account = _account(row, shared)
+            shares = await _shares(connection, [account_id])
+        account = _account(row, shares.get(account_id))
         if not self._may_use(principal, account):
             raise AccountNotAccessible("the account is neither yours nor shared with you")
         return account
@@ -217,7 +227,8 @@ class AccountService:
             )
         async with self._engine.connect() as connection:
             rows, next_cursor = await paginate(connection, query, accounts.c.id, limit, cursor)
-        return [_account(row) for row in rows], next_cursor
+            shares = await _shares(connection, [row.id for row in rows])
+        return [_account(row, shares.get(row.id)) for row in rows], next_cursor
 
     async def rename(self, principal: Principal, account_id: str, name: str) -> Account:
         """Change the account's name."""

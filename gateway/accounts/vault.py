@@ -1,4 +1,4 @@
-"""Sealing and opening an account's secret fields, and re-sealing them under a new key."""
+"""Sealing and opening an account's secret fields, and re-sealing every secret under a new key."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.accounts.tables import account_secrets
+from gateway.connectors.state import state_aad
 from gateway.connectors.tables import connectors
 from gateway.crypto import KeyRing, Sealed, associated_data
+from gateway.store.tables import script_state
 
 TABLE: Final = "account_secrets"
 ROTATION_BATCH: Final = 200
@@ -162,6 +164,7 @@ async def rotate_secrets(
         if after_batch is not None:
             await after_batch(report)
     await _rotate_client_secrets(engine, keyring, report)
+    await _rotate_script_state(engine, keyring, report)
     return report
 
 
@@ -202,3 +205,37 @@ async def _rotate_client_secrets(
             report.resealed += 1
         else:
             report.skipped += 1
+
+
+async def _rotate_script_state(
+    engine: AsyncEngine, keyring: KeyRing, report: RotationReport
+) -> None:
+    """The runs' sealed `DOMO.setState` values (up to 1 MiB each): in batches, each row
+    rewritten only if it still holds what was read (compare-and-swap)."""
+    after = ""
+    while True:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(script_state)
+                    .where(script_state.c.key_id != keyring.newest_id, script_state.c.id > after)
+                    .order_by(script_state.c.id)
+                    .limit(ROTATION_BATCH)
+                )
+            ).all()
+        if not rows:
+            return
+        async with engine.begin() as connection:
+            for row in rows:
+                aad = state_aad(row.customer_id, row.connector_id, row.account_ref, row.name)
+                sealed = keyring.seal(keyring.open(Sealed(row.key_id, row.ciphertext), aad), aad)
+                changed = await connection.execute(
+                    update(script_state)
+                    .where(script_state.c.id == row.id, script_state.c.ciphertext == row.ciphertext)
+                    .values(key_id=sealed.key_id, ciphertext=sealed.blob)
+                )
+                if changed.rowcount == 1:
+                    report.resealed += 1
+                else:
+                    report.skipped += 1
+        after = rows[-1].id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -9,6 +10,7 @@ from typing import Any, Final
 import structlog
 from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from yarl import URL
 
 from gateway.accounts.fields import check_credentials, field_specs
 from gateway.connectors.errors import AccountsUnavailable, Invalid, InvalidParameters, field_error
@@ -21,16 +23,18 @@ from gateway.connectors.models import (
 )
 from gateway.connectors.records import Connector
 from gateway.connectors.service import AccountSource, ConnectorService
+from gateway.connectors.state import RunOnlyState, ScriptStates
 from gateway.connectors.tables import runs
 from gateway.egress import EgressClient
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.principal import Principal
+from gateway.metrics import Metrics
 from gateway.oauth.refresh import ACCESS_FIELD, REFRESH_FIELD
 from gateway.oauth.session import OAuthForRuns, OAuthGrant
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
-from runtime.host import Host, HttpService
+from runtime.host import Host, HttpRequest, HttpResponse, HttpService, StateStore
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import WorkerPool
 
@@ -56,6 +60,10 @@ class StoredRun:
     result: RunResult
     account_resolution: dict[str, JsonValue]
     created_at: datetime
+    cut_off_host: str | None = None
+    """The host whose answer the run was still waiting for when its deadline ended it (a
+    time-out of the upstream rather than of the script); known only to the caller of the
+    run, not stored."""
 
     @property
     def status(self) -> RunStatus:
@@ -90,8 +98,12 @@ class RunService:
         *,
         accounts: AccountSource | None = None,
         oauth: OAuthForRuns | None = None,
+        metrics: Metrics | None = None,
+        state: ScriptStates | None = None,
     ) -> None:
         self._engine = engine
+        self._metrics = metrics
+        self._state = state
         self._connectors = connectors
         self._pool = pool
         self._egress = egress
@@ -184,9 +196,10 @@ class RunService:
             secrets=account.secrets,
             tenant=principal.customer_id,
         )
-        host = Host(http=self._http(connector, account))
+        http = _Watched(self._http(connector, account))
         started = utcnow()
-        result = await self._pool.run(request, host)
+        state = self._state_of(principal, connector, account)
+        result = await self._pool.run(request, Host(http=http, state=state))
         stored = StoredRun(
             id=new_id(),
             customer_id=principal.customer_id,
@@ -198,8 +211,12 @@ class RunService:
             result=result,
             account_resolution=account.resolution,
             created_at=started,
+            cut_off_host=http.cut_off_host if result.status is RunStatus.TIMEOUT else None,
         )
         await self._store(stored)
+        if self._metrics is not None:
+            # Every run of the service passes here: dev runs, account checks, OAuth callbacks.
+            self._metrics.observe_run(kind, result.status.value, result.duration_ms / 1000)
         log.info(
             "run_finished",
             run_id=stored.id,
@@ -210,6 +227,21 @@ class RunService:
             duration_ms=result.duration_ms,
         )
         return stored
+
+    def _state_of(
+        self, principal: Principal, connector: Connector, account: _Account
+    ) -> StateStore | None:
+        """`DOMO.getState/setState`: the account's, the connector's without an account, and
+        for credentials that are not stored (SPEC 4.3), the run's alone (decision 0011)."""
+        if self._state is None:
+            return None
+        source = account.resolution.get("source")
+        if source == "account":
+            account_id = str(account.resolution["account_id"])
+            return self._state.for_run(principal.customer_id, connector.id, account_id)
+        if source == "none":
+            return self._state.for_run(principal.customer_id, connector.id, None)
+        return RunOnlyState()
 
     def _http(self, connector: Connector, account: _Account) -> HttpService:
         """The run's egress session; for an OAuth 2.0 account, one that replays after a 401."""
@@ -318,6 +350,34 @@ class RunService:
             fields, secrets, resolution = {}, (), {"source": "none"}
         settings, hidden = await self._connector_fields(connector)
         return _Account({**settings, **fields}, (*secrets, *hidden), resolution)
+
+
+class _Watched:
+    """A run's `HttpService` that notes which host a request cut off by the deadline awaited."""
+
+    def __init__(self, inner: HttpService) -> None:
+        self._inner = inner
+        self.cut_off_host: str | None = None
+
+    async def send(self, request: HttpRequest, *, max_body_bytes: int) -> HttpResponse:
+        """Send through the run's egress session.
+
+        Raises:
+            HostCallError: as the egress session does.
+        """
+        try:
+            return await self._inner.send(request, max_body_bytes=max_body_bytes)
+        except asyncio.CancelledError:
+            # The run's deadline cancels the host call it is waiting in.
+            self.cut_off_host = _host_of(request.url)
+            raise
+
+
+def _host_of(url: str) -> str:
+    try:
+        return URL(url).host or "?"
+    except ValueError:
+        return "?"
 
 
 def run_limits(connector: Connector) -> Limits:

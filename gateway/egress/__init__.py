@@ -6,6 +6,7 @@ from gateway.egress.policy import (
     AddressPolicy,
     HostPattern,
     InvalidRequestError,
+    RefusalHints,
     check_address,
     check_url_literal,
     host_allowed,
@@ -16,9 +17,17 @@ from gateway.egress.policy import (
     validate_method,
     validate_url,
 )
-from gateway.egress.session import EgressSession, redact_url, scrub
+from gateway.egress.session import (
+    EGRESS_REFUSED,
+    UPSTREAM_FAILURES,
+    EgressSession,
+    redact_url,
+    scrub,
+)
 
 __all__ = [
+    "EGRESS_REFUSED",
+    "UPSTREAM_FAILURES",
     "AddressPolicy",
     "EgressClient",
     "EgressRefusedError",
@@ -26,6 +35,7 @@ __all__ = [
     "HostPattern",
     "InvalidRequestError",
     "PinningResolver",
+    "RefusalHints",
     "check_address",
     "check_url_literal",
     "host_allowed",

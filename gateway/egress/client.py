@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver
 from gateway.egress.connect import PinningResolver, make_socket_factory
 from gateway.egress.policy import (
     AddressPolicy,
+    RefusalHints,
     parse_host_patterns,
 )
 from gateway.egress.session import EgressSession
@@ -43,6 +44,7 @@ class EgressClient:
         total_timeout: seconds for a whole `send`, redirects and body included.
         max_redirects: redirects followed per `send`.
         resolver: DNS resolver to use (the client closes it); aiohttp's default if None.
+        hints: how refusals name what would allow a call (the service's words by default).
 
     Raises:
         ValueError: a timeout is not positive or `max_redirects` is negative.
@@ -59,6 +61,7 @@ class EgressClient:
         total_timeout: float = 60,
         max_redirects: int = 5,
         resolver: AbstractResolver | None = None,
+        hints: RefusalHints | None = None,
     ) -> None:
         if connect_timeout <= 0 or total_timeout <= 0 or max_redirects < 0:
             raise ValueError("timeouts must be positive and max_redirects not negative")
@@ -66,6 +69,7 @@ class EgressClient:
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
         self.max_redirects = max_redirects
+        self.hints = hints or RefusalHints()
         self._ssl = ssl.create_default_context()
         if ca_file is not None:
             self._ssl.load_verify_locations(cafile=ca_file)
@@ -112,7 +116,7 @@ class EgressClient:
             connector = TCPConnector(
                 ssl=self._ssl,
                 resolver=resolver,
-                socket_factory=make_socket_factory(self.policy),
+                socket_factory=make_socket_factory(self.policy, self.hints),
             )
             self._session = ClientSession(
                 connector=connector,

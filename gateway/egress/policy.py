@@ -180,6 +180,10 @@ class AddressPolicy:
             Nothing admits cloud metadata, multicast or unspecified addresses.
         resolve: curl-style `HOST:PORT:ADDRESS[,ADDRESS...]` pins for names; the pinned
             address still has to pass the check.
+        connect_to: curl-style `HOST1:PORT1:HOST2:PORT2` routes: a request for the name
+            HOST1 on PORT1 dials HOST2 (an address or a name; empty keeps HOST1) on PORT2
+            (empty keeps PORT1). TLS still verifies HOST1, the `Host` header and the trace
+            keep the URL as written, and the dialled address still has to pass the check.
 
     Raises:
         ValueError: an entry does not parse; the message names the entry.
@@ -188,11 +192,13 @@ class AddressPolicy:
     allow_private: bool = False
     allowed_networks: tuple[str, ...] = ()
     resolve: tuple[str, ...] = ()
+    connect_to: tuple[str, ...] = ()
     _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
     _endpoints: frozenset[tuple[IPAddress, int]] = field(init=False, repr=False, compare=False)
     _pins: dict[tuple[str, int], tuple[IPAddress, ...]] = field(
         init=False, repr=False, compare=False
     )
+    _routes: dict[tuple[str, int], tuple[str, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         networks: list[IPNetwork] = []
@@ -205,9 +211,16 @@ class AddressPolicy:
             if key in pins:
                 raise ValueError(f"resolve entry {entry!r} pins {key[0]}:{key[1]} twice")
             pins[key] = addresses
+        routes: dict[tuple[str, int], tuple[str, int]] = {}
+        for entry in self.connect_to:
+            key, target = _parse_route(entry)
+            if key in routes:
+                raise ValueError(f"connect-to entry {entry!r} routes {key[0]}:{key[1]} twice")
+            routes[key] = target
         object.__setattr__(self, "_networks", tuple(networks))
         object.__setattr__(self, "_endpoints", frozenset(endpoints))
         object.__setattr__(self, "_pins", pins)
+        object.__setattr__(self, "_routes", routes)
 
     def pinned(self, host: str, port: int) -> tuple[IPAddress, ...] | None:
         """Return the addresses `host:port` is pinned to, or None."""
@@ -216,6 +229,17 @@ class AddressPolicy:
         except ValueError:
             return None
         return self._pins.get(key)
+
+    def routed(self, host: str, port: int) -> tuple[str, int] | None:
+        """Return the `(host, port)` a `connect_to` route sends `host:port` to, or None.
+
+        The host is canonical: an IP address's text or an IDNA name.
+        """
+        try:
+            key = (canonical_host(host), port)
+        except ValueError:
+            return None
+        return self._routes.get(key)
 
     def admits_explicitly(self, address: IPAddress, port: int) -> bool:
         """Whether `allowed_networks` lists this address (or address and port)."""
@@ -251,6 +275,40 @@ def _parse_pin(entry: str) -> tuple[tuple[str, int], tuple[IPAddress, ...]]:
         return (canonical_host(host), port), parsed
     except ValueError as exc:
         raise ValueError(f"resolve entry {entry!r} is not HOST:PORT:ADDRESS ({exc})") from None
+
+
+def _parse_route(entry: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    try:
+        parts = entry.split(":", 2)
+        if len(parts) != 3:
+            raise ValueError("too few ':'")
+        host, port_text, target = parts
+        if literal_address(host) is not None:
+            raise ValueError("routes apply to names, not to IP addresses")
+        port = _port(port_text)
+        to_host, to_port = _split_target(target)
+        if not to_host and to_port is None:
+            raise ValueError("HOST2 and PORT2 are both empty")
+        key = (canonical_host(host), port)
+        return key, (canonical_host(to_host) if to_host else key[0], to_port or port)
+    except ValueError as exc:
+        raise ValueError(
+            f"connect-to entry {entry!r} is not HOST1:PORT1:HOST2:PORT2 ({exc})"
+        ) from None
+
+
+def _split_target(text: str) -> tuple[str, int | None]:
+    """Split `HOST2:PORT2`, where either may be empty and HOST2 may be `[v6]`."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError("bad [IPv6] brackets")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError("no PORT2")
+    return host, _port(port_text) if port_text else None
 
 
 def _unwrap(address: IPAddress) -> tuple[IPAddress, str | None]:
@@ -293,6 +351,45 @@ def check_address(address: str, port: int, policy: AddressPolicy) -> str | None:
         return None if policy.allow_private else f"{subject} is {private}"
     reason = _non_global_reason(inner)
     return None if reason is None else f"{subject} is {reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalHints:
+    """How a refusal names what would allow the call; the words differ per context.
+
+    The service's callers can change their connector's `allowed_hosts`, not the operator's
+    address settings, so the defaults name the former and add nothing to address refusals;
+    `gateway script run` names its own flags instead. Templates are filled with `host`,
+    `port` and `endpoint` (`host:port` or `address:port`, IPv6 in brackets).
+
+    Attributes:
+        host: the whole message for a host outside the allow-list.
+        port: the whole message for an allowed host on a port the allow-list does not name.
+        private: appended to the refusal of an address that private networks would admit.
+        network: appended to the refusal of an address only an allowed network would admit.
+    """
+
+    host: str = "host {host} is not in the connector's allowed_hosts"
+    port: str = "port {port} of host {host} is not in the connector's allowed_hosts"
+    private: str = ""
+    network: str = ""
+
+    def address(self, address: str, port: int) -> str:
+        """Return what to append to the refusal of `address:port`.
+
+        Nothing when no setting could admit it (cloud metadata, multicast, unspecified,
+        broadcast).
+        """
+        try:
+            raw = ip_address(address.partition("%")[0])
+        except ValueError:
+            return ""
+        inner, _ = _unwrap(raw)
+        if _never_reason(inner, raw) is not None:
+            return ""
+        endpoint = f"[{raw}]:{port}" if raw.version == 6 else f"{raw}:{port}"
+        template = self.private if _private_kind(inner) is not None else self.network
+        return template.format(endpoint=endpoint)
 
 
 def _never_reason(inner: IPAddress, raw: IPAddress) -> str | None:

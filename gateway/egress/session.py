@@ -58,6 +58,13 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _CHUNK: Final = 64 * 1024
 _DEFAULT_BODY_TYPE: Final = "text/plain;charset=UTF-8"
 
+EGRESS_REFUSED: Final = "egress_refused"
+"""The code of a request the policy refused (an undeclared host, a forbidden address)."""
+UPSTREAM_FAILURES: Final = frozenset({"upstream_unreachable", "upstream_timeout"})
+"""The codes of a request that got no answer from its upstream: the name did not resolve,
+the connection was refused or reset, TLS failed, or it timed out. Worth retrying later,
+unlike a refusal or a bad request, which are the script's or the connector's doing."""
+
 
 def _secret_key(name: str) -> bool:
     return is_secret_name(name)
@@ -199,10 +206,12 @@ class EgressSession:
         host, port = hop.url.raw_host or "", hop.url.port or 0
         if host_allowed(host, port, self._patterns):
             return
+        hints = self._client.hints
+        endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if host_allowed(host, 0, [HostPattern(p.host, p.wildcard) for p in self._patterns or ()]):
-            message = f"port {port} of host {host} is not in the connector's allowed_hosts"
+            message = hints.port.format(host=host, port=port, endpoint=endpoint)
         else:
-            message = f"host {host} is not in the connector's allowed_hosts"
+            message = hints.host.format(host=host, port=port, endpoint=endpoint)
         raise self._refused(hop.method, hop.url, "egress_refused", message, trace)
 
     def _follow(self, hop: _Hop, answer: _Answer, trace: list[HttpTraceEntry]) -> _Hop:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import Row, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.accounts.tables import accounts
+from gateway.connectors.tables import connectors
 from gateway.errors import Conflict, NotFound
 from gateway.identity.principal import Principal, Role
 from gateway.identity.tokens import digests_match, looks_like_token, new_token, token_digest
@@ -131,7 +133,115 @@ class IdentityService:
             ).first()
         if row is None:
             raise NotFound("no such user")
-        return User(row.id, row.customer_id, row.email, row.name, Role(row.role), row.created_at)
+        return _user(row)
+
+    async def users_with_email(self, email: str) -> list[tuple[User, Customer]]:
+        """Every user with this email and its customer (an email is unique within one)."""
+        query = (
+            select(
+                users,
+                customers.c.name.label("customer_name"),
+                customers.c.created_at.label("customer_created_at"),
+            )
+            .join(customers, customers.c.id == users.c.customer_id)
+            .where(users.c.email == email.strip().lower())
+            .order_by(users.c.id)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            (_user(row), Customer(row.customer_id, row.customer_name, row.customer_created_at))
+            for row in rows
+        ]
+
+    async def find_user(self, principal: Principal, user_id: str) -> User:
+        """A user `principal` may see: of its own customer, or of any for a platform admin.
+
+        Raises:
+            NotFound: no such user, or one of a customer the caller may not see.
+        """
+        query = select(users).where(users.c.id == user_id)
+        if principal.role is not Role.PLATFORM_ADMIN:
+            query = query.where(users.c.customer_id == principal.customer_id)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise NotFound("no such user")
+        return _user(row)
+
+    async def list_users(
+        self, customer_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[User], str | None]:
+        """A page of a customer's users, oldest first."""
+        query = select(users).where(users.c.customer_id == customer_id)
+        async with self._engine.connect() as connection:
+            rows, next_cursor = await paginate(connection, query, users.c.id, limit, cursor)
+        return [_user(row) for row in rows], next_cursor
+
+    async def update_user(
+        self,
+        user: User,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        role: Role | None = None,
+    ) -> User:
+        """Change a user's name, email or role; fields left None keep their value.
+
+        Raises:
+            Conflict: the email is another user's in the customer, or the change would
+                demote the last platform admin.
+        """
+        changed = User(
+            user.id,
+            user.customer_id,
+            email.strip().lower() if email is not None else user.email,
+            name if name is not None else user.name,
+            role if role is not None else user.role,
+            user.created_at,
+        )
+        try:
+            async with self._engine.begin() as connection:
+                if user.role is Role.PLATFORM_ADMIN and changed.role is not Role.PLATFORM_ADMIN:
+                    await _keep_a_platform_admin(connection, user.id)
+                await connection.execute(
+                    update(users)
+                    .where(users.c.id == user.id, users.c.customer_id == user.customer_id)
+                    .values(email=changed.email, name=changed.name, role=changed.role.value)
+                )
+        except IntegrityError:
+            raise Conflict(f"a user with email {changed.email!r} exists already") from None
+        return changed
+
+    async def delete_user(self, user: User, connectors_to: User | None = None) -> None:
+        """Delete a user and what is only theirs (decision 0010), in one transaction.
+
+        Its tokens, runs, account shares and pending OAuth authorisations go with it
+        (cascades); the accounts it owns are deleted with their secrets (credentials are a
+        person's); its connectors, which others may use, pass to `connectors_to`.
+
+        Raises:
+            Conflict: the user owns connectors and `connectors_to` is None, it is the last
+                platform admin, or another object still refers to it.
+        """
+        try:
+            async with self._engine.begin() as connection:
+                if user.role is Role.PLATFORM_ADMIN:
+                    await _keep_a_platform_admin(connection, user.id)
+                await _hand_over_connectors(connection, user, connectors_to)
+                await connection.execute(
+                    delete(accounts).where(
+                        accounts.c.customer_id == user.customer_id,
+                        accounts.c.owner_id == user.id,
+                    )
+                )
+                await connection.execute(
+                    delete(users).where(
+                        users.c.id == user.id, users.c.customer_id == user.customer_id
+                    )
+                )
+        except IntegrityError:
+            raise Conflict("other objects still refer to this user") from None
 
     async def issue_token(self, user: User, name: str) -> tuple[TokenInfo, str]:
         """A new token for `user`; the token itself is returned once and never stored."""
@@ -238,8 +348,53 @@ class IdentityService:
                 )
             ).first()
         if existing is not None:
-            raise Conflict("the gateway is bootstrapped already: a platform admin exists")
+            raise Conflict(
+                "the gateway is bootstrapped already: a platform admin exists; print a new "
+                "token for a user with `gateway admin token --email EMAIL`"
+            )
         customer = await self.create_customer(customer_name)
         admin = await self.create_user(customer.id, email, email, Role.PLATFORM_ADMIN)
         _, token = await self.issue_token(admin, "bootstrap")
         return admin, token
+
+
+def _user(row: Row[*tuple[Any, ...]]) -> User:
+    return User(row.id, row.customer_id, row.email, row.name, Role(row.role), row.created_at)
+
+
+async def _keep_a_platform_admin(connection: AsyncConnection, user_id: str) -> None:
+    """Refuse to remove `user_id` from the platform admins when it is the last one."""
+    # Every platform admin row is locked, in one order, so that two admins removing each
+    # other cannot both succeed on PostgreSQL (SQLite's BEGIN IMMEDIATE serialises anyway).
+    query = (
+        select(users.c.id)
+        .where(users.c.role == Role.PLATFORM_ADMIN.value)
+        .order_by(users.c.id)
+        .with_for_update()
+    )
+    remaining = [row.id for row in await connection.execute(query) if row.id != user_id]
+    if not remaining:
+        raise Conflict("this is the last platform admin: make another one first")
+
+
+async def _hand_over_connectors(
+    connection: AsyncConnection, user: User, connectors_to: User | None
+) -> None:
+    owned = (
+        await connection.execute(
+            select(func.count())
+            .select_from(connectors)
+            .where(connectors.c.customer_id == user.customer_id, connectors.c.owner_id == user.id)
+        )
+    ).scalar_one()
+    if not owned:
+        return
+    if connectors_to is None:
+        raise Conflict(
+            f"the user owns {owned} connector(s): name their new owner with connectors_to"
+        )
+    await connection.execute(
+        update(connectors)
+        .where(connectors.c.customer_id == user.customer_id, connectors.c.owner_id == user.id)
+        .values(owner_id=connectors_to.id, updated_at=utcnow())
+    )

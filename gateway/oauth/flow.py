@@ -10,19 +10,26 @@ compare-and-swap: of two callbacks with the same state, one deletes the row and 
 is refused), so a state is used once whatever happens next (THREATS O3). Then it trades the
 code for tokens with the stored verifier, runs the connector's auth script with the new
 access token, and only if that succeeds stores the account, or re-authorises the named one.
+
+A browser sends no bearer header, so `issue_link` gives a signed-in caller a one-time link
+to `authorize` (SPEC 4.3): a random secret of which only the SHA-256 is stored, bound to the
+caller and what it authorises, valid 60 s. `start_from_link` takes the row and deletes it in
+one transaction, like a state, then starts the authorisation as that user.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
+from urllib.parse import quote, urlencode
 
 import structlog
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.accounts.service import (
@@ -47,7 +54,7 @@ from gateway.errors import (
 from gateway.identity.principal import Principal
 from gateway.identity.service import IdentityService
 from gateway.oauth.clients import ClientConfigs
-from gateway.oauth.tables import oauth_states
+from gateway.oauth.tables import oauth_links, oauth_states
 from gateway.oauth.tokens import (
     InvalidGrant,
     OAuthClientConfig,
@@ -67,11 +74,15 @@ log = structlog.get_logger(__name__)
 
 CALLBACK_PATH: Final = "/api/v1/oauth/callback"
 STATE_TTL: Final = timedelta(minutes=10)
+LINK_TTL: Final = timedelta(seconds=60)
 MAX_STATE_LENGTH: Final = 512
 _TABLE: Final = "oauth_states"
 _VERIFIER: Final = "code_verifier"
 # An OAuth error code as RFC 6749 4.1.2.1 defines them; anything else is not shown.
 _ERROR_CODE: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_UNKNOWN_LINK: Final = (
+    "the authorisation link is unknown, expired or used already: ask for a new one"
+)
 
 CheckFor = Callable[[Principal, Connector], CredentialCheck]
 """Builds the auth-script check of a connector's credentials for a user."""
@@ -81,6 +92,16 @@ class InvalidAuthorisation(GatewayError):
     """The callback cannot be used: bad, expired or used state, no code, a provider error."""
 
     code = "bad_request"
+
+
+class InvalidLink(GatewayError):
+    """A one-time authorize link that cannot be used: unknown, forged, used or expired.
+
+    A 404: the link names something that does not exist (any more), and the request that
+    carries it is well formed.
+    """
+
+    code = "not_found"
 
 
 class TokenExchangeUnavailable(GatewayError):
@@ -151,6 +172,7 @@ class OAuthFlow:
         connectors, accounts, identity: the services the flow uses.
         redirect_uri: `callback_url(settings)`.
         ttl: how long a pending authorisation may wait for its callback.
+        link_ttl: how long a one-time authorize link may wait for its browser.
     """
 
     def __init__(
@@ -165,6 +187,7 @@ class OAuthFlow:
         identity: IdentityService,
         redirect_uri: str,
         ttl: timedelta = STATE_TTL,
+        link_ttl: timedelta = LINK_TTL,
     ) -> None:
         self._engine = engine
         self._keyring = keyring
@@ -175,6 +198,7 @@ class OAuthFlow:
         self._identity = identity
         self.redirect_uri = redirect_uri
         self._ttl = ttl
+        self._link_ttl = link_ttl
 
     # --- authorize --------------------------------------------------------------------
 
@@ -194,19 +218,7 @@ class OAuthFlow:
             AccountNotAccessible, Forbidden: `account_id` is not the caller's to change.
             ProviderMismatch: `account_id` is not an OAuth 2.0 account of this connector.
         """
-        connector = await self._connectors.get_by_key(principal, connector_key)
-        if not isinstance(connector.auth, OAuth2Auth):
-            message = f"connector {connector.key!r} does not use OAuth 2.0"
-            raise ValidationFailed(
-                message,
-                [{"loc": ["path", "connector_key"], "msg": message, "type": "not_oauth2"}],
-            )
-        if account_id is not None:
-            account = await self._accounts.managed(principal, account_id)
-            if account.connector_key != connector.key or account.auth_method != "oauth2":
-                raise ProviderMismatch(
-                    f"account {account_id!r} is not an OAuth 2.0 account of {connector.key!r}"
-                )
+        connector = await self._authorisable(principal, connector_key, account_id)
         config = await self._clients.config(connector, with_secret=False)
         state, verifier = new_state(), new_code_verifier()
         url = authorization_request_url(
@@ -237,6 +249,118 @@ class OAuthFlow:
         log.info("oauth_authorisation_started", connector_key=connector.key, reauthorise=account_id)
         return url
 
+    async def _authorisable(
+        self, principal: Principal, connector_key: str, account_id: str | None
+    ) -> Connector:
+        """The OAuth 2.0 connector to authorise, once the caller may do it.
+
+        Raises:
+            NotFound, ValidationFailed, AccountNotAccessible, Forbidden, ProviderMismatch:
+                as for `start`.
+        """
+        connector = await self._connectors.get_by_key(principal, connector_key)
+        if not isinstance(connector.auth, OAuth2Auth):
+            message = f"connector {connector.key!r} does not use OAuth 2.0"
+            raise ValidationFailed(
+                message,
+                [{"loc": ["path", "connector_key"], "msg": message, "type": "not_oauth2"}],
+            )
+        if account_id is not None:
+            account = await self._accounts.managed(principal, account_id)
+            if account.connector_key != connector.key or account.auth_method != "oauth2":
+                raise ProviderMismatch(
+                    f"account {account_id!r} is not an OAuth 2.0 account of {connector.key!r}"
+                )
+        return connector
+
+    # --- the one-time link ------------------------------------------------------------
+
+    async def issue_link(
+        self,
+        principal: Principal,
+        connector_key: str,
+        *,
+        name: str | None = None,
+        account_id: str | None = None,
+    ) -> str:
+        """Store a one-time link to `authorize` for a browser; return its URL.
+
+        The link acts for `principal`, once, within `link_ttl`; only a digest of its
+        secret is stored. What `start` would refuse is refused now, not in the browser.
+
+        Raises:
+            NotFound, ValidationFailed, AccountNotAccessible, Forbidden, ProviderMismatch:
+                as for `start`.
+        """
+        connector = await self._authorisable(principal, connector_key, account_id)
+        secret = secrets.token_urlsafe(32)
+        now = utcnow()
+        async with self._engine.begin() as connection:
+            await connection.execute(delete(oauth_links).where(oauth_links.c.expires_at < now))
+            await connection.execute(
+                insert(oauth_links).values(
+                    id=new_id(),
+                    customer_id=principal.customer_id,
+                    secret_hash=_digest(secret),
+                    user_id=principal.user_id,
+                    connector_key=connector.key,
+                    account_name=name,
+                    account_id=account_id,
+                    expires_at=now + self._link_ttl,
+                    created_at=now,
+                )
+            )
+        log.info("oauth_link_issued", connector_key=connector.key, reauthorise=account_id)
+        base = self.redirect_uri.removesuffix(CALLBACK_PATH)
+        path = f"/api/v1/oauth/{quote(connector.key, safe='')}/authorize"
+        return f"{base}{path}?{urlencode({'link': secret})}"
+
+    async def start_from_link(self, connector_key: str, link: str) -> str:
+        """Use a one-time link once: start the authorisation it was issued for.
+
+        Raises:
+            InvalidLink: the link is unknown, used, expired, or for another connector.
+            NotFound, ValidationFailed, AccountNotAccessible, Forbidden, ProviderMismatch:
+                as for `start` (the connector or the account changed since).
+        """
+        row = await self._take_link(link)
+        if row.connector_key != connector_key:
+            raise InvalidLink(_UNKNOWN_LINK)
+        try:
+            user = await self._identity.get_user(row.customer_id, row.user_id)
+        except NotFound:
+            raise InvalidLink(_UNKNOWN_LINK) from None
+        principal = Principal(user.id, user.customer_id, user.role)
+        return await self.start(
+            principal, connector_key, name=row.account_name, account_id=row.account_id
+        )
+
+    async def _take_link(self, link: str) -> Row[Any]:
+        """The link's row, deleted in the same transaction (a compare-and-swap: used once).
+
+        Raises:
+            InvalidLink: unknown, used or expired.
+        """
+        if len(link) > MAX_STATE_LENGTH:
+            raise InvalidLink(_UNKNOWN_LINK)
+        async with self._engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    select(oauth_links).where(oauth_links.c.secret_hash == _digest(link))
+                )
+            ).first()
+            if row is None:
+                raise InvalidLink(_UNKNOWN_LINK)
+            taken = await connection.execute(delete(oauth_links).where(oauth_links.c.id == row.id))
+            if taken.rowcount != 1:  # another request used it first
+                raise InvalidLink(_UNKNOWN_LINK)
+        if row.expires_at <= utcnow():
+            seconds = int(self._link_ttl.total_seconds())
+            raise InvalidLink(
+                f"the authorisation link expired (a link is valid {seconds} s): ask for a new one"
+            )
+        return row
+
     # --- callback ---------------------------------------------------------------------
 
     async def finish(
@@ -249,6 +373,7 @@ class OAuthFlow:
                 no code; a code the provider refuses (another verifier, used, expired).
             TokenExchangeUnavailable: the token endpoint is down or refused the client.
             CredentialsRejected: the connector's auth script refused the new token.
+            Exception: whatever `check_for`'s check raises when the script did not decide.
             gateway.errors.GatewayError: the account to re-authorise is gone or changed.
         """
         if not state:

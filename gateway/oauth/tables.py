@@ -1,4 +1,4 @@
-"""Pending OAuth 2.0 authorisations: one row per `authorize` request, used once by the callback.
+"""Pending OAuth 2.0 authorisations and one-time authorize links, each used once.
 
 The conventions of `gateway.store.tables` apply. The `state` sent to the provider is a bearer
 credential for the callback, so only its SHA-256 is stored (`state_hash`); the PKCE code
@@ -59,6 +59,35 @@ oauth_states: Final = Table(
         ["customer_id", "connector_id"],
         ["connectors.customer_id", "connectors.id"],
         ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(
+        ["customer_id", "account_id"],
+        ["accounts.customer_id", "accounts.id"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "expires_at"),
+)
+
+# One-time links to `authorize` for a browser, which sends no bearer header (SPEC 4.3). The
+# link's secret is a bearer credential for one authorisation: only its SHA-256 is stored. A
+# link is deleted by its first use (compare-and-swap); expired ones are swept.
+oauth_links: Final = Table(
+    "oauth_links",
+    metadata,
+    id_column(),
+    customer_id_column(),
+    Column("secret_hash", String(64), nullable=False),
+    # The user the link acts for, and what it authorises (as the GET's query would say).
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("connector_key", String(200), nullable=False),
+    Column("account_name", String(200), nullable=True),
+    Column("account_id", String(ID_LENGTH), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    created_at_column(),
+    UniqueConstraint("secret_hash"),
+    UniqueConstraint("customer_id", "id"),
+    ForeignKeyConstraint(
+        ["customer_id", "user_id"], ["users.customer_id", "users.id"], ondelete="CASCADE"
     ),
     ForeignKeyConstraint(
         ["customer_id", "account_id"],

@@ -28,7 +28,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from yarl import URL
 
 from gateway.egress.client import EgressClient
-from gateway.egress.session import scrub
+from gateway.egress.session import UPSTREAM_FAILURES, scrub
 from runtime.host import HostCallError, HttpRequest, HttpResponse
 
 ClientAuthMethod = Literal["client_secret_post", "client_secret_basic"]
@@ -44,8 +44,6 @@ _RESERVED: Final = frozenset(
         "code_challenge_method",
     }
 )  # fmt: skip
-# Egress failures that mean "try again later"; the others are configuration problems.
-_TRANSIENT: Final = frozenset({"upstream_timeout", "upstream_unreachable"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +255,7 @@ class TokenEndpoint:
             raise ProviderUnavailable(message) from None
         except HostCallError as exc:
             # The egress client already scrubbed the session's secrets from its message.
-            if exc.code in _TRANSIENT:
+            if exc.code in UPSTREAM_FAILURES:
                 raise ProviderUnavailable(f"token endpoint: {exc.message}") from None
             raise ProviderError(f"token endpoint: {exc.message}") from None
         return _payload_or_raise(response, hidden)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -27,7 +27,7 @@ from gateway.connectors.models import (
 from gateway.connectors.records import Connector, IconInfo, ScriptInfo
 from gateway.connectors.service import MAX_SCRIPT_BYTES
 from gateway.errors import NotFound
-from gateway.keys import CONNECTORS
+from gateway.keys import CONNECTORS, POOL
 from gateway.problems import ProblemError
 from gateway.wire import json_model, page_parameters, parse_body
 
@@ -43,6 +43,27 @@ class ScriptOut(BaseModel):
     sha256: str
     size: int
     updated_at: datetime
+
+
+class SyntaxOk(BaseModel):
+    """The uploaded script parses."""
+
+    ok: Literal[True] = True
+
+
+class SyntaxFailed(BaseModel):
+    """The uploaded script does not parse: the error a run would report, and where."""
+
+    ok: Literal[False] = False
+    message: str
+    line: int | None
+    column: int | None
+
+
+class ScriptStored(ScriptOut):
+    """The answer to an upload: the stored script and whether it parses (SPEC 4.3)."""
+
+    syntax: SyntaxOk | SyntaxFailed
 
 
 class IconOut(BaseModel):
@@ -234,14 +255,24 @@ async def _script_source(request: web.Request) -> str:
 
 
 async def put_script(request: web.Request) -> web.Response:
-    """Upload (or replace) a script; answers its size and SHA-256."""
+    """Upload (or replace) a script, stored even when it does not parse (drafts may be
+    unfinished); answers its size, SHA-256 and whether it parses."""
     principal = principal_of(request)
     kind, param = _script_target(request)
     source = await _script_source(request)
+    # Parsed by a worker (JavaScript is never parsed in the gateway), before anything is stored
+    # so that a busy pool refuses the whole upload.
+    check = await request.app[POOL].check_syntax(source, tenant=principal.customer_id)
     info = await request.app[CONNECTORS].put_script(
         principal, request.match_info["guid"], kind, param, source
     )
-    return json_model(script_out(info), headers={"ETag": f'"{info.sha256}"'})
+    syntax: SyntaxOk | SyntaxFailed = (
+        SyntaxOk()
+        if check.ok
+        else SyntaxFailed(message=check.message or "", line=check.line, column=check.column)
+    )
+    stored = ScriptStored(**script_out(info).model_dump(), syntax=syntax)
+    return json_model(stored, headers={"ETag": f'"{info.sha256}"'})
 
 
 async def get_script(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from http import HTTPStatus
 
@@ -10,9 +11,11 @@ from pydantic import BaseModel, Field
 
 from gateway.auth import principal_of
 from gateway.errors import Forbidden, NotFound
-from gateway.identity.principal import Principal, Role
+from gateway.identity.principal import Role
+from gateway.identity.rules import check_grants, check_lists_users, check_manages, check_not_self
 from gateway.identity.service import Customer, TokenInfo, User
 from gateway.keys import IDENTITY
+from gateway.problems import ProblemError
 from gateway.text import NAME_LENGTH, Email, Identifier, Name
 from gateway.wire import ParseModel, json_model, page_parameters, parse_body
 
@@ -41,6 +44,14 @@ class UserCreate(ParseModel):
         return self.name or self.email[:NAME_LENGTH]
 
 
+class UserPatch(ParseModel):
+    """`PATCH /api/v1/users/{id}`: given fields replace stored ones; `{}` changes nothing."""
+
+    name: Name | None = None
+    email: Email | None = None
+    role: Role | None = None
+
+
 class TokenCreate(ParseModel):
     """`POST /api/v1/users/{id}/tokens`."""
 
@@ -64,6 +75,13 @@ class UserOut(BaseModel):
     role: Role
     customer_id: str
     created_at: datetime
+
+
+class UserPage(BaseModel):
+    """A page of users."""
+
+    items: list[UserOut]
+    next_cursor: str | None = Field(default=None)
 
 
 class TokenOut(BaseModel):
@@ -152,11 +170,62 @@ async def create_user(request: web.Request) -> web.Response:
     )
 
 
-async def get_user(request: web.Request) -> web.Response:
-    """A user of the caller's customer."""
+async def list_users(request: web.Request) -> web.Response:
+    """A page of a customer's users (admins: their own; platform admins: `customer_id`)."""
     principal = principal_of(request)
-    user = await request.app[IDENTITY].get_user(principal.customer_id, request.match_info["id"])
+    customer_id = request.query.get("customer_id") or principal.customer_id
+    check_lists_users(principal, customer_id)
+    limit, cursor = page_parameters(request)
+    identity = request.app[IDENTITY]
+    await identity.get_customer(customer_id)  # an unknown customer is 404, not an empty page
+    items, next_cursor = await identity.list_users(customer_id, limit, cursor)
+    return json_model(UserPage(items=[_user(u) for u in items], next_cursor=next_cursor))
+
+
+async def get_user(request: web.Request) -> web.Response:
+    """A user of the caller's customer (of any customer for a platform admin)."""
+    user = await request.app[IDENTITY].find_user(principal_of(request), request.match_info["id"])
     return json_model(_user(user))
+
+
+async def update_user(request: web.Request) -> web.Response:
+    """Change a user: its admins change anything; a user may rename itself."""
+    principal = principal_of(request)
+    identity = request.app[IDENTITY]
+    user = await identity.find_user(principal, request.match_info["id"])
+    body = await parse_body(request, UserPatch)
+    if principal.user_id != user.id or body.email is not None or body.role is not None:
+        check_manages(principal, user.customer_id, user.role)
+    if body.role is not None and body.role is not user.role:
+        check_grants(principal, body.role)
+        check_not_self(principal, user.id, "change the role of")
+    changed = await identity.update_user(user, name=body.name, email=body.email, role=body.role)
+    return json_model(_user(changed))
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    """Delete a user at once (decision 0010); `connectors_to` takes over its connectors."""
+    principal = principal_of(request)
+    identity = request.app[IDENTITY]
+    user = await identity.find_user(principal, request.match_info["id"])
+    check_manages(principal, user.customer_id, user.role)
+    check_not_self(principal, user.id, "delete")
+    await identity.delete_user(user, await _new_connector_owner(request, user))
+    return web.Response(status=HTTPStatus.NO_CONTENT)
+
+
+async def _new_connector_owner(request: web.Request, user: User) -> User | None:
+    new_owner = request.query.get("connectors_to")
+    if new_owner is None:
+        return None
+    if new_owner != user.id:
+        with contextlib.suppress(NotFound):
+            return await request.app[IDENTITY].get_user(user.customer_id, new_owner)
+    raise ProblemError(
+        "validation_failed",
+        "connectors_to must name another user of the same customer",
+        errors=[{"loc": ["query", "connectors_to"], "msg": "no such user", "type": "user"}],
+    )
 
 
 async def me(request: web.Request) -> web.Response:
@@ -167,16 +236,12 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def _token_owner(request: web.Request) -> User:
-    """The user named in the path, whose tokens the caller may manage (self or an admin)."""
+    """The user named in the path, whose tokens the caller may manage (self or its admins)."""
     principal = principal_of(request)
-    user = await request.app[IDENTITY].get_user(principal.customer_id, request.match_info["id"])
-    if not _may_manage(principal, user):
-        raise Forbidden("only the user and its customer's admins manage its tokens")
+    user = await request.app[IDENTITY].find_user(principal, request.match_info["id"])
+    if principal.user_id != user.id:
+        check_manages(principal, user.customer_id, user.role)
     return user
-
-
-def _may_manage(principal: Principal, user: User) -> bool:
-    return principal.user_id == user.id or principal.is_admin_of(user.customer_id)
 
 
 async def create_token(request: web.Request) -> web.Response:
@@ -212,7 +277,10 @@ def register(app: web.Application) -> None:
     app.router.add_post("/api/v1/customers", create_customer)
     app.router.add_get("/api/v1/customers/{id}", get_customer)
     app.router.add_post("/api/v1/users", create_user)
+    app.router.add_get("/api/v1/users", list_users)
     app.router.add_get("/api/v1/users/{id}", get_user)
+    app.router.add_patch("/api/v1/users/{id}", update_user)
+    app.router.add_delete("/api/v1/users/{id}", delete_user)
     app.router.add_get("/api/v1/me", me)
     app.router.add_post("/api/v1/users/{id}/tokens", create_token)
     app.router.add_get("/api/v1/users/{id}/tokens", list_tokens)

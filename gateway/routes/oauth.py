@@ -1,10 +1,11 @@
 """OAuth 2.0 endpoints (SPEC 4.2, 4.3, 6): start an authorisation, and the provider's callback.
 
-`authorize` is called by a signed-in user and answers 302 to the provider. The callback is
-where the provider sends the user's browser back: it carries no bearer token (the pending
-authorisation names the user), answers a small HTML page by default and JSON when the
-client asks for `application/json`. The page is `no-store`, has a CSP that allows nothing,
-and never holds a token.
+`authorize` is called by a signed-in user, or by a browser with the one-time link the user
+asked for with a POST (a browser sends no bearer header), and answers 302 to the provider.
+The callback is where the provider sends the user's browser back: it carries no bearer token
+(the pending authorisation names the user), answers a small HTML page by default and JSON
+when the client asks for `application/json`. The page is `no-store`, has a CSP that allows
+nothing, and never holds a token.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Final
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway.accounts.service import CredentialCheck
-from gateway.auth import principal_of
+from gateway.auth import principal_of, public
 from gateway.connectors.records import Connector
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.identity.principal import Principal
@@ -26,7 +27,8 @@ from gateway.keys import OAUTH_FLOW, RUNS
 from gateway.oauth.flow import Authorised, TokenExchangeUnavailable
 from gateway.problems import PROBLEMS, ProblemError
 from gateway.routes.accounts import credential_checker
-from gateway.wire import json_model
+from gateway.text import Identifier, Name
+from gateway.wire import ParseModel, json_model, parse_body
 from runtime.pool import PoolBusy, PoolClosed
 
 log = structlog.get_logger(__name__)
@@ -81,19 +83,55 @@ def _account_name(request: web.Request) -> str | None:
     return name
 
 
-async def authorize(request: web.Request) -> web.Response:
-    """Store a pending authorisation and send the browser to the provider (302)."""
-    principal = principal_of(request)
-    url = await request.app[OAUTH_FLOW].start(
-        principal,
-        request.match_info["connector_key"],
-        name=_account_name(request),
-        account_id=_optional(request, "account_id"),
+class LinkCreate(ParseModel):
+    """`POST /api/v1/oauth/{connector_key}/authorize`: what the GET's query would say."""
+
+    name: Name | None = Field(
+        default=None, description="The new account's name, as the GET's query `name`"
     )
+    account_id: Identifier | None = Field(
+        default=None,
+        description="The OAuth 2.0 account to re-authorise, as the GET's query `account_id`",
+    )
+
+
+class LinkOut(BaseModel):
+    """The one-time link a browser opens without any header."""
+
+    url: str
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """Store a pending authorisation and send the browser to the provider (302).
+
+    The caller is the bearer token's user, or the user a one-time `link` was issued to.
+    """
+    flow = request.app[OAUTH_FLOW]
+    key = request.match_info["connector_key"]
+    link = _optional(request, "link")
+    if link is not None:
+        url = await flow.start_from_link(key, link)
+    else:
+        url = await flow.start(
+            principal_of(request),
+            key,
+            name=_account_name(request),
+            account_id=_optional(request, "account_id"),
+        )
     return web.Response(
         status=HTTPStatus.FOUND,
         headers={"Location": url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+async def authorize_link(request: web.Request) -> web.Response:
+    """A one-time link to `authorize` (60 s), for a browser that cannot send the token."""
+    principal = principal_of(request)
+    body = await parse_body(request, LinkCreate)
+    url = await request.app[OAUTH_FLOW].issue_link(
+        principal, request.match_info["connector_key"], name=body.name, account_id=body.account_id
+    )
+    return json_model(LinkOut(url=url), headers={"Cache-Control": "no-store"})
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -125,6 +163,7 @@ def _refusal_page(exc: Exception) -> web.Response | None:
     return None
 
 
+@public  # a browser sends no token; a stray one must not spoil the callback
 async def callback(request: web.Request) -> web.Response:
     """Use the pending authorisation once: exchange the code, check the token, store."""
     as_json = _wants_json(request)
@@ -178,4 +217,5 @@ def _success(done: Authorised, as_json: bool) -> web.Response:
 def register(app: web.Application) -> None:
     """Add the OAuth routes."""
     app.router.add_get("/api/v1/oauth/{connector_key}/authorize", authorize)
+    app.router.add_post("/api/v1/oauth/{connector_key}/authorize", authorize_link)
     app.router.add_get("/api/v1/oauth/callback", callback)

@@ -2,32 +2,63 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+from typing import Final
 
-from gateway.keys import METRICS, OPENAPI, POOL
+import structlog
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.auth import public
+from gateway.keys import ENGINE, METRICS, OPENAPI, POOL
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.problems import ProblemError
 
+# Long enough for a database that is busy (one SQLite connection shared by every request),
+# short enough for a probe's own timeout.
+DATABASE_CHECK_TIMEOUT_S: Final = 5.0
 
+log = structlog.get_logger(__name__)
+
+
+@public
 async def healthz(request: web.Request) -> web.Response:
     """The process is up."""
     return web.json_response({"status": "ok"})
 
 
+@public
 async def readyz(request: web.Request) -> web.Response:
-    """The service can take work: workers are up (and, with the store, the database answers).
+    """The service can take work: workers are up and the database answers.
 
     Raises:
         ProblemError: not ready (503).
     """
     stats = request.app[POOL].stats()
     if stats.idle + stats.busy == 0:
-        raise ProblemError(
-            "service_unavailable", "no script worker is running", headers={"Retry-After": "5"}
-        )
+        raise _not_ready("no script worker is running")
+    if not await _database_answers(request.app):
+        raise _not_ready("the database does not answer")
     return web.json_response({"status": "ready", "workers": stats.idle + stats.busy})
 
 
+def _not_ready(detail: str) -> ProblemError:
+    return ProblemError("service_unavailable", detail, headers={"Retry-After": "5"})
+
+
+async def _database_answers(app: web.Application) -> bool:
+    try:
+        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S), app[ENGINE].connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # The reason is for the operator's log, not for the probe's answer.
+        log.warning("readiness_database_failed", error=type(exc).__name__)
+        return False
+    return True
+
+
+@public
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     registry = request.app[METRICS]
@@ -35,6 +66,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+@public
 async def openapi(request: web.Request) -> web.Response:
     """The API description (the same file as `openapi.yaml` at the repository root)."""
     return web.Response(body=request.app[OPENAPI], content_type="application/yaml")

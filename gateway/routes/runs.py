@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.auth import principal_of
 from gateway.connectors.models import RunCreate
 from gateway.connectors.runs import StoredRun
-from gateway.keys import METRICS, RUNS
+from gateway.keys import RUNS
 from gateway.wire import page_parameters, parse_body
 
 
@@ -62,9 +62,6 @@ async def create_run(request: web.Request) -> web.Response:
     principal = principal_of(request)
     body = await parse_body(request, RunCreate)
     run = await request.app[RUNS].run(principal, request.match_info["guid"], body)
-    metrics = request.app[METRICS]
-    metrics.runs.labels(run.kind, run.status.value).inc()
-    metrics.run_seconds.labels(run.kind).observe(run.result.duration_ms / 1000)
     return _json(run_result(run), headers={"X-Run-Id": run.id})
 
 

@@ -18,6 +18,7 @@ gateway's tables in that schema; libpq's `sslmode` is accepted as asyncpg's `ssl
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -27,12 +28,13 @@ from sqlalchemy import Connection, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 5_000
 DATABASE_FILE: Final = "gateway.db"
 _WAL_SWITCH_ATTEMPTS: Final = 100
 _WAL_SWITCH_PAUSE_S: Final = 0.005
+_CLOSE_POLL_S: Final = 0.01
 
 _SQLITE_DRIVERS: Final = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
 _POSTGRESQL_DRIVERS: Final = {
@@ -102,6 +104,29 @@ def create_engine(url: str) -> AsyncEngine:
     if target.get_backend_name() == "sqlite":
         return _sqlite_engine(target)
     return _postgresql_engine(target)
+
+
+async def close_engine(engine: AsyncEngine, grace_s: float = 10.0) -> bool:
+    """Dispose `engine` once every connection is back in its pool (at most `grace_s` later).
+
+    A task cancelled while it used a connection (a shutdown cancels what still runs) gives
+    the connection back in a shielded task of SQLAlchemy's that finishes after the
+    cancellation returns. Disposing before it did, and closing the loop, fails that
+    connection's rollback (`CancelledError`, logged as an error by the pool) and strands
+    aiosqlite's thread, which then finds the loop closed.
+
+    Returns:
+        Whether every connection came back within `grace_s`.
+    """
+    pool = engine.pool
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    # Polled: the pool has nothing to await, and its checkin event fires before the count drops.
+    while isinstance(pool, QueuePool) and pool.checkedout() and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(_CLOSE_POLL_S)
+    returned = not isinstance(pool, QueuePool) or pool.checkedout() == 0
+    await engine.dispose()
+    return returned
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:

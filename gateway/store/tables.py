@@ -49,6 +49,8 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -172,4 +174,34 @@ api_tokens: Final = Table(
         ["customer_id", "user_id"], ["users.customer_id", "users.id"], ondelete="CASCADE"
     ),
     Index(None, "customer_id", "user_id"),
+)
+
+STATE_KEY_LENGTH: Final = 256
+
+# `DOMO.getState/setState` of the service's runs (SPEC 3.2; gateway.connectors.state).
+script_state: Final = Table(
+    "script_state",
+    metadata,
+    id_column(),
+    # The customer whose run wrote it: runs of another customer's copy of a global connector
+    # keep their own rows, so the connector is referenced by id alone.
+    customer_id_column(),
+    Column("connector_id", String(ID_LENGTH), nullable=False),
+    # The run's account, or '' for a run without one (a NULL would not be unique).
+    Column("account_ref", String(ID_LENGTH), nullable=False),
+    Column("account_id", String(ID_LENGTH), nullable=True),
+    Column("name", String(STATE_KEY_LENGTH), nullable=False),
+    # The JSON of the value, sealed, bound to customer, connector, account and name (key).
+    Column("key_id", String(32), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    # Bytes of the name and the JSON value: what counts against the cap, without opening.
+    Column("size", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("customer_id", "connector_id", "account_ref", "name"),
+    ForeignKeyConstraint(["connector_id"], ["connectors.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(
+        ["customer_id", "account_id"],
+        ["accounts.customer_id", "accounts.id"],
+        ondelete="CASCADE",
+    ),
 )

@@ -22,9 +22,20 @@ const stringify = JSON.stringify;
 const parse = JSON.parse;
 const captureStackTrace = Error.captureStackTrace;
 const defineProperty = Object.defineProperty;
+const setPrototypeOf = Object.setPrototypeOf;
+const toStr = String;
 const HOST_CODE = Symbol('hostCode');
 
+// What the prelude hands to `stringify` for the gateway is built of these: objects and arrays
+// without a prototype, so a `toJSON` or getter the script puts on Object.prototype or
+// Array.prototype is never called, and their values are primitives or bare values themselves
+// (docs/decisions/0009-worker-frames.md).
+function bare(value) {
+  return setPrototypeOf(value, null);
+}
+
 const RUN = {
+  lineOffset: 0,  // the script is evaluated after this many blank lines (see lineOf)
   mode: 'process',
   chunkRows: 10000,
   resultRows: 10000,
@@ -34,13 +45,30 @@ const RUN = {
   auth: null,
 };
 
+// Every piece of code is named `<input>`: the prelude and the lazy files span lines 1 to
+// RUN.lineOffset, and the script is evaluated after RUN.lineOffset blank lines, so the first
+// frame past that line is the script's, however deep in the prelude an error was thrown.
+const FRAME_LINES = /\(<input>:(\d+):\d+\)/g;
+
 function lineOf(err) {
   if (RUN.finishing) return null;
-  const stack = err && typeof err === 'object' ? String(err.stack || '') : '';
+  const stack = err && typeof err === 'object' ? toStr(err.stack || '') : '';
   // A frame is `at name (<input>:line:column)`. A bare `at <input>:line:column` is a source
   // position: the script's own parse error, or the position inside a JSON text.
-  const match = isParseError(err) ? /<input>:(\d+)/.exec(stack) : /\(<input>:(\d+):\d+\)/.exec(stack);
-  return match ? Number(match[1]) : null;
+  if (isParseError(err)) {
+    const match = /<input>:(\d+)/.exec(stack);
+    return match ? scriptLine(Number(match[1])) : null;
+  }
+  FRAME_LINES.lastIndex = 0;
+  for (let match = FRAME_LINES.exec(stack); match; match = FRAME_LINES.exec(stack)) {
+    const line = scriptLine(Number(match[1]));
+    if (line !== null) return line;
+  }
+  return null;
+}
+
+function scriptLine(line) {
+  return line > RUN.lineOffset ? line - RUN.lineOffset : null;
 }
 
 // A catchable Error whose stack (and so its line) starts at the script frame calling `above`.
@@ -57,10 +85,10 @@ function fail(status, code, message, above) {
   const error = scriptError(message, above);
   if (!RUN.ended) {
     RUN.ended = true;
-    H.fatal(stringify({
-      status, auth: null, error: { code, message, line: lineOf(error) },
-      columns: [], rows: [], discovery: null,
-    }));
+    H.fatal(stringify(bare({
+      status, auth: null, error: bare({ code, message, line: lineOf(error) }),
+      columns: bare([]), rows: bare([]), discovery: null,
+    })));
   }
   throw error;
 }
@@ -72,7 +100,7 @@ function util(op, arg, above) {
 }
 
 function hostCall(op, args, above) {
-  const reply = parse(H.host(op, stringify(args)));
+  const reply = parse(H.host(op, stringify(bare(args))));
   if (reply.error) {
     const error = scriptError(reply.error.message, above);
     error[HOST_CODE] = reply.error.code;
@@ -82,7 +110,7 @@ function hostCall(op, args, above) {
 }
 
 function str(value) {
-  return value === undefined || value === null ? '' : String(value);
+  return value === undefined || value === null ? '' : toStr(value);
 }
 
 function install(name, value) {
@@ -122,12 +150,14 @@ function withParameters(url) {
 function bodyText(body) {
   if (body === undefined || body === null) return null;
   if (typeof body === 'object') return stringify(body);
-  return String(body);
+  return toStr(body);
 }
 
 function send(method, url, body, above) {
+  const headers = bare([]);
+  for (let i = 0; i < HTTP.headers.length; i++) headers[i] = bare([HTTP.headers[i][0], HTTP.headers[i][1]]);
   const response = hostCall('http.request', {
-    method, url: withParameters(str(url)), headers: HTTP.headers.slice(), body: bodyText(body),
+    method, url: withParameters(str(url)), headers, body: bodyText(body),
   }, above);
   HTTP.status = response.status;
   HTTP.responseHeaders = response.headers;
@@ -162,28 +192,38 @@ const httprequest = {
 install('httprequest', httprequest);
 
 // --- logging ----------------------------------------------------------------------------
+// Always a string primitive: what the script's own toJSON, toString or Symbol.toPrimitive
+// make of its value is its log line, and nothing more.
 function logText(value) {
   if (typeof value === 'string') return value;
-  if (value instanceof Error) return String(value);
+  if (value instanceof Error) return '' + toStr(value);
   if (value !== null && typeof value === 'object') {
     try {
       const text = stringify(value);
-      if (text !== undefined) return text;
+      if (typeof text === 'string') return text;
     } catch (e) { /* cyclic: fall through */ }
   }
-  return String(value);
+  return '' + toStr(value);
 }
 
+// The JSON text of a string primitive (no hook runs, and lone surrogates cross escaped); the
+// worker parses it and frames the line itself.
 function log(value) {
   H.log(stringify(logText(value)));
 }
 
+function logAll(values) {
+  let line = '';
+  for (let i = 0; i < values.length; i++) line += (i ? ' ' : '') + logText(values[i]);
+  log(line);
+}
+
 install('console', {
-  log(...values) { log(values.map(logText).join(' ')); },
-  info(...values) { log(values.map(logText).join(' ')); },
-  warn(...values) { log(values.map(logText).join(' ')); },
-  error(...values) { log(values.map(logText).join(' ')); },
-  debug(...values) { log(values.map(logText).join(' ')); },
+  log(...values) { logAll(values); },
+  info(...values) { logAll(values); },
+  warn(...values) { logAll(values); },
+  error(...values) { logAll(values); },
+  debug(...values) { logAll(values); },
 });
 
 // --- DOMO -------------------------------------------------------------------------------
@@ -206,7 +246,7 @@ function metadataParameters() {
 
 const DOMO = {
   log(value) { log(value); },
-  sleep(ms) { H.sleep(String(Number(ms) || 0)); },
+  sleep(ms) { H.sleep(toStr(Number(ms) || 0)); },
   b64EncodeUnicode(text) { return util('b64enc', str(text), DOMO.b64EncodeUnicode); },
   b64DecodeUnicode(text) { return util('b64dec', str(text), DOMO.b64DecodeUnicode); },
   md5(text) { return util('md5', str(text), DOMO.md5); },
@@ -309,18 +349,74 @@ function classify(error) {
   return { code: 'script_exception', message: 'uncaught ' + logText(error), line: null };
 }
 
+// The run's error as the gateway gets it: a bare copy with a string message.
+function errorFrame(error) {
+  if (!error) return null;
+  const code = error.code;
+  return bare({
+    code: typeof code === 'number' ? code : '' + code,
+    message: '' + error.message,
+    line: typeof error.line === 'number' ? error.line : null,
+  });
+}
+
+// The discovery tree the script built (it holds `discovery.tree` and may have changed it):
+// only names and children, read from own data properties, never through getters.
+const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+const isArray = Array.isArray;
+const TREE_DEPTH = 64;
+
+function ownData(object, key) {
+  const descriptor = getOwnPropertyDescriptor(object, key);
+  return descriptor && 'value' in descriptor ? descriptor.value : undefined;
+}
+
+function treeFrame(node, depth) {
+  if (node === null || typeof node !== 'object') return null;
+  if (depth > TREE_DEPTH) throw new RangeError('the discovery tree is nested too deeply');
+  const name = str(ownData(node, 'name'));
+  if (ownData(node, 'leaf') === true) return bare({ name, leaf: true });
+  const children = ownData(node, 'children');
+  const out = bare([]);
+  if (isArray(children)) {
+    const length = ownData(children, 'length');
+    for (let i = 0; i < length; i++) {
+      const child = treeFrame(ownData(children, i), depth + 1);
+      if (child !== null) out[out.length] = child;
+    }
+  }
+  return bare({ name, children: out });
+}
+
+function discoveryFrame() {
+  const options = bare([]);
+  for (let i = 0; i < DISCOVERY.options.length; i++) {
+    const option = DISCOVERY.options[i];
+    options[i] = bare({ value: option.value, label: option.label });
+  }
+  const published = DISCOVERY.published || DISCOVERY.tree.children.length;
+  return bare({ options, tree: published ? treeFrame(DISCOVERY.tree, 0) : null });
+}
+
 function record(error) {
   if (!RUN.ended && !RUN.error) RUN.error = classify(error);
 }
 
+// A `#!` line is allowed only at the very start of a text, where the blank lines now are: it
+// is a comment, so it becomes one of the same length.
+function hashbangAsComment(script) {
+  return script.slice(0, 2) === '#!' ? '//' + script.slice(2) : script;
+}
+
 globalThis.__gw_run = function runScript(script, runJson) {
   const run = parse(runJson);
+  RUN.lineOffset = run.lineOffset;
   RUN.mode = run.mode;
   RUN.chunkRows = run.chunkRows;
   RUN.resultRows = run.resultRows;
   install('metadata', run.metadata);
   try {
-    (0, eval)(script);
+    (0, eval)('\n'.repeat(RUN.lineOffset) + hashbangAsComment(script));
   } catch (error) {
     record(error);
   }
@@ -328,7 +424,7 @@ globalThis.__gw_run = function runScript(script, runJson) {
 
 globalThis.__gw_finish = function () {
   if (RUN.ended) return null;
-  let grid = { columns: [], rows: [] };
+  let grid = { columns: bare([]), rows: bare([]) };
   RUN.finishing = true;
   if (!RUN.error) {
     try { grid = gridFinish(); } catch (error) { if (RUN.ended) return null; record(error); }
@@ -345,14 +441,22 @@ globalThis.__gw_finish = function () {
   let status = 'success';
   if (error) status = 'error';
   else if (isAuth && !RUN.auth.success) status = 'failed';
-  const tree = DISCOVERY.published || DISCOVERY.tree.children.length ? DISCOVERY.tree : null;
-  return stringify({
-    t: 'result',
+  let discovery = null;
+  if (RUN.mode === 'discovery') {
+    try {
+      discovery = discoveryFrame();
+    } catch (e) {
+      if (!error) error = classify(e);
+      status = 'error';
+    }
+  }
+  const auth = isAuth && RUN.auth ? bare({ success: RUN.auth.success, message: RUN.auth.message }) : null;
+  return stringify(bare({
     status,
-    auth: isAuth ? RUN.auth : null,
-    error,
-    columns: error ? [] : grid.columns,
-    rows: error ? [] : grid.rows,
-    discovery: RUN.mode === 'discovery' ? { options: DISCOVERY.options, tree } : null,
-  });
+    auth,
+    error: errorFrame(error),
+    columns: error ? bare([]) : grid.columns,
+    rows: error ? bare([]) : grid.rows,
+    discovery,
+  }));
 };

@@ -1,5 +1,5 @@
 // datagrid.js: the `datagrid` global (SPEC 3.2, 4.3). Part of the prelude IIFE after core.js,
-// whose scope it shares: it uses `H.emit`, `util`, `fail`, `scriptError` and `RUN`, and it
+// whose scope it shares: it uses `H.emit`, `util`, `fail`, `scriptError`, `bare` and `RUN`, and it
 // defines `gridFinish()`, which the run's end calls for the columns and the rows not yet sent.
 //
 // Rows are kept in a chunk and sent to the gateway with `H.emit` every `RUN.chunkRows` rows
@@ -43,10 +43,10 @@ const GRID_DIGITS_RE = /^[+-]?\d+$/;
 // --- state of the run -------------------------------------------------------------------
 const gridCols = [];            // {name, type, conv, inferred, mask}
 const gridConvs = [];           // gridCols[i].conv, for the addCell fast path
-const gridNames = [];           // gridCols[i].name, sent with every chunk
+const gridNames = bare([]);     // gridCols[i].name, sent with every chunk
 const gridIndex = new GridMap(); // name -> column index
 let gridCur = [];               // cells of the row being built by addCell
-let gridChunk = [];             // ended rows not sent yet
+let gridChunk = bare([]);       // ended rows not sent yet (bare rows: see core.js `bare`)
 let gridBytes = 0;              // rough size of gridChunk's text
 let gridTotal = 0;              // rows ended so far in the run
 
@@ -185,7 +185,7 @@ function gridAppendColumn(name, type, conv) {
   gridIndex.set(name, gridCols.length);
   gridCols.push(col);
   gridConvs.push(col.conv);
-  gridNames.push(name);
+  gridNames[gridNames.length] = name;
   return gridCols.length - 1;
 }
 
@@ -230,7 +230,7 @@ function gridUnended(above) {
 
 // --- rows -------------------------------------------------------------------------------
 function gridPushRow(row, above) {
-  gridChunk.push(row);
+  gridChunk[gridChunk.length] = bare(row);
   gridTotal++;
   gridBytes += row.length * 4;
   const limit = RUN.resultRows;
@@ -242,9 +242,9 @@ function gridPushRow(row, above) {
 
 function gridFlush() {
   const rows = gridChunk;
-  gridChunk = [];
+  gridChunk = bare([]);
   gridBytes = 0;
-  H.emit(gridStringify({ columns: gridNames, rows }));
+  H.emit(gridStringify(bare({ columns: gridNames, rows })));
 }
 
 // --- the public functions ---------------------------------------------------------------
@@ -275,7 +275,7 @@ function gridAddCell(value) {
   if (i < gridConvs.length) {
     const cell = gridConvs[i](value);
     if (cell !== GRID_BAD) {
-      gridCur.push(cell);
+      gridCur[i] = cell;
       return;
     }
     gridBadValue(i, value, gridAddCell);
@@ -324,12 +324,13 @@ function gridMagicXML(text) { return gridLoadMagic().xml(text); }
 // not sent yet. An open row is a bad cell.
 function gridFinish() {
   if (gridCur.length > 0) gridUnended(gridFinish);
-  const columns = gridCols.map((col) => ({
-    name: col.name,
-    type: col.inferred ? gridTypeOfKinds(col.mask) : col.type,
-  }));
+  const columns = bare([]);
+  for (let i = 0; i < gridCols.length; i++) {
+    const col = gridCols[i];
+    columns[i] = bare({ name: col.name, type: col.inferred ? gridTypeOfKinds(col.mask) : col.type });
+  }
   const rows = gridChunk;
-  gridChunk = [];
+  gridChunk = bare([]);
   gridBytes = 0;
   return { columns, rows };
 }

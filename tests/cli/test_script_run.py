@@ -14,7 +14,7 @@ import pytest
 from gateway.identity.principal import Role
 from gateway.identity.service import IdentityService
 from gateway.store.engine import create_engine, database_url_for
-from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, USERNAME, DomoHosts
+from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, SAMPLECRM, USERNAME, DomoHosts
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 RESULT_KEYS = {
@@ -64,9 +64,10 @@ async def gateway(*args: str, env: dict[str, str] | None = None) -> Completed:
 
 
 def _reach(domo_hosts: DomoHosts) -> tuple[list[str], dict[str, str]]:
-    flags = ["--allow-private-network"]
-    for entry in domo_hosts.resolve:
-        flags += ["--resolve", entry]
+    """Flags and settings that route the documentation's hosts to the local fakes."""
+    flags = ["--allow-network", domo_hosts.endpoint]
+    for entry in domo_hosts.connect_to:
+        flags += ["--connect-to", entry]
     return flags, {"GATEWAY_EGRESS_CA_FILE": str(domo_hosts.ca_file)}
 
 
@@ -76,7 +77,7 @@ async def test_auth_script_succeeds_as_json(domo_hosts: DomoHosts) -> None:
     done = await gateway(
         "script",
         "run",
-        str(SCRIPTS / "samplecrm_auth.js"),
+        str(SAMPLECRM / "auth.js"),
         "--mode",
         "auth",
         "--account",
@@ -106,7 +107,7 @@ async def test_failed_auth_exits_1(domo_hosts: DomoHosts, tmp_path: Path) -> Non
     done = await gateway(
         "script",
         "run",
-        str(SCRIPTS / "samplecrm_auth.js"),
+        str(SAMPLECRM / "auth.js"),
         "--mode",
         "auth",
         "--account",
@@ -124,17 +125,21 @@ async def test_failed_auth_exits_1(domo_hosts: DomoHosts, tmp_path: Path) -> Non
 
 
 async def test_process_script_prints_a_table(domo_hosts: DomoHosts) -> None:
-    flags, env = _reach(domo_hosts)
+    # The settings this time, as the README's walk-through sets them.
+    env = {
+        "GATEWAY_EGRESS_CONNECT_TO": ",".join(domo_hosts.connect_to),
+        "GATEWAY_EGRESS_ALLOWED_NETWORKS": domo_hosts.endpoint,
+        "GATEWAY_EGRESS_CA_FILE": str(domo_hosts.ca_file),
+    }
     account = json.dumps({"username": USERNAME, "password": PASSWORD})
     done = await gateway(
         "script",
         "run",
-        str(SCRIPTS / "samplecrm_process.js"),
+        str(SAMPLECRM / "process.js"),
         "--report",
         "Opportunities",
         "--account",
         account,
-        *flags,
         env=env,
     )
     assert done.code == 0, done.stdout + done.stderr
@@ -216,7 +221,23 @@ async def test_refused_host_exits_1(tmp_path: Path) -> None:
         "script", "run", str(script), "--format", "json", "--allow-host", "api.example.com"
     )
     assert done.code == 1
-    assert done.document()["error"]["code"] == "egress_refused"
+    error = done.document()["error"]
+    assert error["code"] == "egress_refused"
+    assert error["message"] == "host 127.0.0.1 is not allowed (add --allow-host 127.0.0.1)"
+
+
+async def test_refused_address_names_the_flags_that_allow_it(tmp_path: Path) -> None:
+    script = tmp_path / "local.js"
+    script.write_text("httprequest.get('http://127.0.0.1:9/steal')")
+    done = await gateway("script", "run", str(script), "--format", "json")
+    assert done.code == 1
+    error = done.document()["error"]
+    assert error["code"] == "egress_refused"
+    assert error["message"].endswith(
+        "address 127.0.0.1 is loopback "
+        "(add --allow-private-network, or --allow-network 127.0.0.1:9)"
+    )
+    assert "allowed_hosts" not in error["message"]
 
 
 @pytest.mark.parametrize(
@@ -227,6 +248,7 @@ async def test_refused_host_exits_1(tmp_path: Path) -> None:
         (["--parameters", "@/nonexistent/params.json"], "--parameters: cannot read"),
         (["--timeout", "0"], "--timeout must be between"),
         (["--resolve", "nonsense"], "resolve"),
+        (["--connect-to", "developer.domo.com:443"], "connect-to entry 'developer.domo.com:443'"),
     ],
 )
 async def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -290,3 +312,59 @@ async def test_admin_bootstrap_prints_a_working_token_once(tmp_path: Path) -> No
         await engine.dispose()
     assert principal is not None
     assert principal.role is Role.PLATFORM_ADMIN
+
+
+# --- THREATS R12: forged worker messages -------------------------------------------------
+
+# Runs `python -m gateway ARGS` and then prints the peak RSS of it and its workers (KiB): the
+# largest of its waited-for descendants, measured in a process of its own.
+_PEAK_RSS = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run([sys.executable, '-m', 'gateway', *sys.argv[1:]])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(done.returncode)\n"
+)
+PEAK_RSS_MB = 600
+"""Generous: the forged run of issue 10 peaked at 5 GB; a clean one stays near 100 MB."""
+
+R12_FORGERIES = {
+    "object_to_json": "Object.prototype.toJSON = () => ({t: 'log', line: 'x'.repeat(8e6)});",
+    "replaced_stringify": (
+        'JSON.stringify = () => \'{"t":"log","line":"\' + \'x\'.repeat(8e6) + \'"}\';'
+    ),
+    "getter": (
+        "Object.defineProperty(Object.prototype, 'toJSON', "
+        "{get() { return () => ({t: 'log', line: 'x'.repeat(8e6)}); }});"
+    ),
+}
+
+
+@pytest.mark.parametrize("forgery", R12_FORGERIES.values(), ids=R12_FORGERIES.keys())
+async def test_r12_forged_log_frames_stay_within_the_log_cap(tmp_path: Path, forgery: str) -> None:
+    script = tmp_path / "forge.js"
+    script.write_text(
+        forgery + "\ndatagrid.addColumn('n');\n"
+        "for (let i = 0; i < 40000; i++) { datagrid.addCell('v' + i); datagrid.endRow(); }\n"
+        "DOMO.log('done');\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PEAK_RSS,
+        "script",
+        "run",
+        str(script),
+        "--format",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    done = Completed(process.returncode or 0, stdout.decode(), stderr.decode())
+    document = done.document()
+    assert document["status"] == "success", document["error"]
+    assert document["logs"] == ["done"]
+    assert len(document["rows"]) == 40000
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    assert peak_kib < PEAK_RSS_MB * 1024

@@ -37,6 +37,7 @@ STATEFUL_422: Final = (
     "updateAccount",
     "createRun",
     "authorizeOAuth",
+    "createOAuthLink",
     "putIcon",
     "putDiscoveryScript",
 )

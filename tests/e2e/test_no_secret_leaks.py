@@ -1,5 +1,9 @@
 """THREATS S1 and S3 end to end: canary secrets seeded through the real entry point never
-show up in a response, a stored run, a log line, the metrics or the database file."""
+show up in a response, a stored run, a log line, the metrics or the database file.
+
+The canary scripts put the account's password into every string a run returns: logs, the
+error message, a URL, column names, a string `datagrid.error` code, the discovery options
+and tree."""
 
 from __future__ import annotations
 
@@ -148,6 +152,7 @@ async def test_s1_s3_canaries_never_leak(gateway: Gateway) -> None:
                     "auth": {"method": "basic"},
                     "allowed_hosts": [host],
                     "reports": ["All"],
+                    "parameters": [{"name": "Region", "type": "discovery"}],
                 },
             )
             assert status == 201
@@ -239,7 +244,46 @@ async def test_s1_s3_canaries_never_leak(gateway: Gateway) -> None:
             assert run["status"] == "error"
             assert run["logs"] == ["[redacted] [redacted]"], run["error"]
             assert run["error"]["message"] == "Error: failing on [redacted]"
-            await gateway.call(session, "GET", f"/api/v1/runs/{run['run_id']}", token)
+            run_ids = [run["run_id"]]
+            shaped = {
+                "process": (
+                    "datagrid.addColumn('col_' + metadata.account.password);"
+                    "datagrid.addCell(metadata.account.password); datagrid.endRow();"
+                ),
+                "discovery/Region": (
+                    "var pw = metadata.account.password; discovery.addOption(pw, 'label ' + pw);"
+                    "var n = discovery.addNode(discovery.tree, 'node ' + pw);"
+                    "discovery.addLeaf(n, 'leaf ' + pw); discovery.publishTree();"
+                ),
+            }
+            failing = "datagrid.error('code_' + metadata.account.password, 'failed');"
+            for target, source, mode in (
+                ("process", shaped["process"], "process"),
+                ("process", failing, "process"),
+                ("discovery/Region", shaped["discovery/Region"], "discovery"),
+            ):
+                status, _ = await gateway.call(
+                    session,
+                    "PUT",
+                    f"/api/v1/connectors/{guid}/scripts/{target}",
+                    token,
+                    data=source.encode(),
+                    headers={"Content-Type": "application/javascript"},
+                )
+                assert status == 200
+                run_body: dict[str, Any] = {"mode": mode, "account_id": account["id"]}
+                run_body |= {"parameter": "Region"} if mode == "discovery" else {"report": "All"}
+                status, run = await gateway.call(
+                    session, "POST", f"/api/v1/connectors/{guid}/runs", token, json=run_body
+                )
+                assert status == 200, run
+                assert run["status"] in ("success", "failed"), run["error"]
+                run_ids.append(run["run_id"])
+            assert run["discovery"]["options"] == [
+                {"value": "[redacted]", "label": "label [redacted]"}
+            ]
+            for run_id in run_ids:
+                await gateway.call(session, "GET", f"/api/v1/runs/{run_id}", token)
             await gateway.call(session, "GET", f"/api/v1/runs?connector={guid}", token)
             await gateway.call(session, "GET", "/api/v1/accounts", token)
             await gateway.call(session, "GET", f"/api/v1/connectors/{guid}", token)

@@ -19,11 +19,14 @@ from runtime.grid import finalize_rows
 from runtime.model import Column, ColumnType, JsonValue
 from runtime.textformats import parse_csv, parse_xml
 
-# Mirrors core.js: `fail` reports once (first error wins) and always throws; `api` names the
-# public datagrid function passed as `above`, so tests can check which one ended the run.
+# Mirrors core.js: `bare` drops the prototype, `fail` reports once (first error wins) and
+# always throws; `api` names the public datagrid function passed as `above`, so tests can check
+# which one ended the run.
 STUB = r"""
 const H = { emit: __t_emit, util: __t_util, source: __t_source };
 const RUN = { chunkRows: 10000, resultRows: null, ended: false };
+const stubSetPrototypeOf = Object.setPrototypeOf;
+function bare(value) { return stubSetPrototypeOf(value, null); }
 function lineOf(err) {
   const m = /<input>:(\d+)/.exec(String(err.stack || ''));
   return m ? Number(m[1]) : null;

@@ -12,20 +12,25 @@ from runtime.host import Host
 from runtime.model import ErrorCode, RunMode, RunStatus
 from runtime.pool import WorkerPool
 from tests.conftest import run_script
-from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, USERNAME, DomoHosts, Fakes
+from tests.domo_fakes import ACCESS_TOKEN, PASSWORD, SAMPLECRM, USERNAME, DomoHosts, Fakes
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 
 
 @pytest.fixture
 async def fake_hosts(domo_hosts: DomoHosts) -> AsyncIterator[tuple[Fakes, EgressClient]]:
-    """The fakes and an egress client that reaches them through the pinned names."""
-    policy = AddressPolicy(allow_private=True, resolve=domo_hosts.resolve)
+    """The fakes and an egress client that reaches them through `connect_to` routes."""
+    policy = AddressPolicy(
+        allowed_networks=(domo_hosts.endpoint,), connect_to=domo_hosts.connect_to
+    )
     async with EgressClient(policy, ca_file=str(domo_hosts.ca_file)) as client:
         yield domo_hosts.seen, client
 
 
 def _script(name: str) -> str:
+    """A script of `tests/scripts`, or of the Sample CRM example (`samplecrm/auth.js`)."""
+    if name.startswith("samplecrm/"):
+        return (SAMPLECRM / name.removeprefix("samplecrm/")).read_text()
     return (SCRIPTS / name).read_text()
 
 
@@ -39,7 +44,7 @@ async def test_samplecrm_auth_succeeds_with_right_credentials(
     fakes, client = fake_hosts
     result = await run_script(
         pool,
-        _script("samplecrm_auth.js"),
+        _script("samplecrm/auth.js"),
         host=_host(client, "developer.domo.com"),
         mode=RunMode.AUTH,
         account={"username": USERNAME, "password": PASSWORD},
@@ -65,7 +70,7 @@ async def test_samplecrm_auth_fails_with_the_scripts_message(
     _, client = fake_hosts
     result = await run_script(
         pool,
-        _script("samplecrm_auth.js"),
+        _script("samplecrm/auth.js"),
         host=_host(client, "developer.domo.com"),
         mode=RunMode.AUTH,
         account={"username": USERNAME, "password": "wrong-password"},
@@ -95,7 +100,7 @@ async def test_samplecrm_process_builds_the_grid(
     _, client = fake_hosts
     result = await run_script(
         pool,
-        _script("samplecrm_process.js"),
+        _script("samplecrm/process.js"),
         host=_host(client, "developer.domo.com"),
         account={"username": USERNAME, "password": PASSWORD},
         report="Opportunities",
@@ -120,7 +125,7 @@ async def test_samplecrm_process_unsupported_report_fails_with_its_message(
     _, client = fake_hosts
     result = await run_script(
         pool,
-        _script("samplecrm_process.js"),
+        _script("samplecrm/process.js"),
         host=_host(client, "developer.domo.com"),
         account={"username": USERNAME, "password": PASSWORD},
         report="Leads",

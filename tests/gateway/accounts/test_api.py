@@ -145,6 +145,10 @@ async def test_i4_sharing_decides_who_may_use_an_account(
     assert shared.status == HTTPStatus.OK
     assert (await shared.json())["shared_with"] == [colleague.user_id]
     assert (await client.get(path, headers=colleague.headers)).status == HTTPStatus.OK
+    # The list shows the shares as the account itself does, to the owner and to the colleague.
+    for caller in (owner, colleague):
+        listed = await (await client.get("/api/v1/accounts", headers=caller.headers)).json()
+        assert [a["shared_with"] for a in listed["items"]] == [[colleague.user_id]]
     # A user it is shared with uses it but cannot change it; the customer's admin can.
     await problem(
         await client.patch(path, headers=colleague.headers, json={"name": "mine"}),

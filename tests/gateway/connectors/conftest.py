@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from gateway.settings import Settings
-from tests.domo_fakes import DomoHosts
+from tests.domo_fakes import SAMPLECRM, DomoHosts
 from tests.gateway.callers import Caller, Client
 
 SCRIPTS = Path(__file__).parent.parent.parent / "scripts"
@@ -27,28 +28,19 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def settings_with_domo_hosts(tmp_path: Path, domo_hosts: DomoHosts) -> Settings:
-    """As `settings`, with the documentation's hosts pinned to their local fakes."""
+    """As `settings`, with the documentation's hosts routed to their local fakes."""
     return Settings(
         data_dir=tmp_path / "data",
         workers=1,
         egress_allow_private=True,
-        egress_resolve=domo_hosts.resolve,
+        egress_connect_to=domo_hosts.connect_to,
         egress_ca_file=domo_hosts.ca_file,
     )
 
 
 def connector_body(**changes: Any) -> dict[str, Any]:
-    """A valid create body: the Sample CRM, basic auth, one report."""
-    body: dict[str, Any] = {
-        "kind": "connector",
-        "name": "Sample CRM",
-        "key": "samplecrm",
-        "description": "The documentation's sample connector",
-        "auth": {"method": "basic"},
-        "allowed_hosts": ["developer.domo.com"],
-        "parameters": [],
-        "reports": ["Opportunities"],
-    }
+    """A valid create body: the Sample CRM example's definition, basic auth, one report."""
+    body: dict[str, Any] = json.loads((SAMPLECRM / "connector.json").read_text())
     body.update(changes)
     return body
 
@@ -78,7 +70,9 @@ async def put_script(
 
 
 def script(name: str) -> str:
-    """A script of `tests/scripts`."""
+    """A script of `tests/scripts`, or of the Sample CRM example (`samplecrm/auth.js`)."""
+    if name.startswith("samplecrm/"):
+        return (SAMPLECRM / name.removeprefix("samplecrm/")).read_text()
     return (SCRIPTS / name).read_text()
 
 

@@ -44,8 +44,8 @@ def settings(tmp_path: Path, domo_hosts: DomoHosts) -> Settings:
 
 async def _samplecrm(client: Client, owner: Caller) -> str:
     created = await create_connector(client, owner)
-    await put_script(client, owner, created["guid"], "auth", script("samplecrm_auth.js"))
-    await put_script(client, owner, created["guid"], "process", script("samplecrm_process.js"))
+    await put_script(client, owner, created["guid"], "auth", script("samplecrm/auth.js"))
+    await put_script(client, owner, created["guid"], "process", script("samplecrm/process.js"))
     guid: str = created["guid"]
     return guid
 

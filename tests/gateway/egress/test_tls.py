@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pytest_aiohttp import AiohttpServer
 
-from gateway.egress import EgressClient
+from gateway.egress import AddressPolicy, EgressClient
 from tests.gateway.egress.fakes import (
     FakeResolver,
     Upstream,
@@ -136,3 +137,31 @@ async def test_ssl_cert_file_is_honoured(
     async with tls_client(tls_upstream) as client:
         response = await get(client, f"https://api.example.com:{tls_upstream.port}/echo")
     assert response.status == 200
+
+
+def routed_client(upstream: Upstream, name: str, ca_file: Path) -> EgressClient:
+    """A client that sends `name:443` to the TLS upstream's port (`connect_to`)."""
+    policy = AddressPolicy(
+        allowed_networks=(upstream.endpoint,),
+        connect_to=(f"{name}:443:127.0.0.1:{upstream.port}",),
+    )
+    return EgressClient(policy, ca_file=str(ca_file), resolver=FakeResolver({}))
+
+
+async def test_connect_to_verifies_the_urls_host(tls_upstream: Upstream, pki: Pki) -> None:
+    # The certificate names api.example.com only: the handshake checked the URL's host,
+    # not the dialled 127.0.0.1.
+    async with routed_client(tls_upstream, "api.example.com", pki.ca) as client:
+        response = await get(client, "https://api.example.com/echo")
+    assert response.status == 200
+    assert json.loads(response.body)["host"] == "api.example.com"
+    assert response.trace[0].url == "https://api.example.com/echo"
+
+
+async def test_connect_to_does_not_lend_a_certificate_to_another_name(
+    tls_upstream: Upstream, pki: Pki
+) -> None:
+    async with routed_client(tls_upstream, "other.example", pki.ca) as client:
+        error = await refused(get(client, "https://other.example/echo"))
+    assert error.code == "upstream_unreachable"
+    assert "TLS" in error.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from http import HTTPStatus
@@ -312,6 +313,68 @@ async def test_a_token_the_auth_script_refuses_creates_nothing(
         "credentials_rejected",
     )
     assert body["detail"] == f"This login may not read the CRM ({provider.url})."
+    assert await _account_count(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("auth_script", "code", "detail"),
+    [
+        (
+            "httprequest.get('http://api.example.com/me'); auth.authenticationSuccess();",
+            "egress_refused",
+            "host api.example.com is not in the connector's allowed_hosts",
+        ),
+        ("throw new Error('no CRM at {api}');", "script_failed", "Error: no CRM at "),
+    ],
+)
+async def test_an_auth_script_that_fails_is_not_a_rejection_and_creates_nothing(
+    client: Client,
+    owner: Caller,
+    provider: FakeProvider,
+    auth_script: str,
+    code: str,
+    detail: str,
+) -> None:
+    await create_oauth_connector(client, owner, provider, auth_script=auth_script)
+    callback = await consent(await authorize(client, owner))
+    body = await problem(
+        await client.get(callback, headers=JSON), HTTPStatus.UNPROCESSABLE_ENTITY, code
+    )
+    assert body["detail"].startswith(detail)
+    async with client.app[ENGINE].connect() as connection:
+        check = (await connection.execute(select(runs).where(runs.c.id == body["run_id"]))).one()
+    assert (check.kind, check.status) == ("auth", "error")
+    assert await _account_count(client) == 0
+    # The browser gets the page that says the same; the run is counted in the metrics.
+    page = await client.get(await consent(await authorize(client, owner)))
+    assert page.status == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert detail.replace("'", "&#x27;") in await page.text()
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_runs_total{kind="auth",status="error"} 2.0' in metrics
+
+
+async def test_an_auth_script_that_cannot_reach_its_upstream_is_502_and_creates_nothing(
+    client: Client, owner: Caller, provider: FakeProvider
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = f"httprequest.get('http://127.0.0.1:{port}/me'); auth.authenticationSuccess();"
+    created = await create_oauth_connector(client, owner, provider, auth_script=script)
+    patched = await client.patch(
+        f"/api/v1/connectors/{created['guid']}",
+        headers=owner.headers,
+        json={"allowed_hosts": ["127.0.0.1"]},
+    )
+    assert patched.status == HTTPStatus.OK, await patched.text()
+    callback = await consent(await authorize(client, owner))
+    body = await problem(
+        await client.get(callback, headers=JSON), HTTPStatus.BAD_GATEWAY, "upstream_unavailable"
+    )
+    assert body["detail"].startswith(f"cannot connect to host 127.0.0.1:{port}")
+    assert body["run_id"]
+    page = await client.get(await consent(await authorize(client, owner)))
+    assert page.status == HTTPStatus.BAD_GATEWAY
     assert await _account_count(client) == 0
 
 

@@ -119,9 +119,10 @@ async def test_o1_two_coordinators_on_one_database_cause_one_refresh(
     assert provider.refresh_calls == 1
     assert provider.outcomes == {"granted": 1}
     assert set(tokens) == {provider.families[0].access_token}
-    # One side refreshed; the other waited on the lease and used its result.
+    # One side refreshed; the other used its result, whether it waited on the lease or only
+    # read the row afterwards (on a loaded machine either may happen).
     assert sorted([outcomes.count("refreshed"), seen.count("refreshed")]) == [0, 1]
-    assert "refreshed_elsewhere" in outcomes + seen
+    assert provider.replays == 0
 
 
 async def test_o1_two_processes_on_one_database_cause_one_refresh(
@@ -132,7 +133,9 @@ async def test_o1_two_processes_on_one_database_cause_one_refresh(
     migrated_db_url: str,
     outcomes: list[str],
 ) -> None:
-    provider.delay = 0.3  # longer than the two processes' start skew
+    # The processes usually overlap, but on a loaded machine one may finish before the other
+    # starts: the test asserts what must hold either way, never who waited for whom.
+    provider.delay = 0.3
     peer = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -164,15 +167,19 @@ async def test_o1_two_processes_on_one_database_cause_one_refresh(
             peer.kill()
             await peer.wait()
     assert peer.returncode == 0, err.decode()[-2000:]
+    assert ready.strip() == b"ready", err.decode()[-2000:]
     theirs = json.loads(out.decode().strip().splitlines()[-1])
-    assert theirs["errors"] == []
+    # Exactly one refresh at the provider, and no invalid_grant or replayed refresh token.
     assert provider.refresh_calls == 1
     assert provider.outcomes == {"granted": 1}
     assert provider.replays == 0
-    assert set(ours) | set(theirs["tokens"]) == {provider.families[0].access_token}
-    # One process refreshed; the other waited on the lease and used its result.
-    assert sorted([outcomes.count("refreshed"), theirs["outcomes"].count("refreshed")]) == [0, 1]
-    assert "refreshed_elsewhere" in outcomes + theirs["outcomes"]
+    assert outcomes.count("refreshed") + theirs["outcomes"].count("refreshed") == 1
+    # Every caller of both processes got the new token.
+    new_token = provider.families[0].access_token
+    assert theirs["errors"] == []
+    assert theirs["tokens"] == [new_token]
+    assert len(ours) == 100
+    assert set(ours) == {new_token}
 
 
 class _Interleaved(RefreshCoordinator):

@@ -1,0 +1,1 @@
+"""The documentation's Sample CRM connector: scripts, icons, definition and a local API."""
