@@ -31,7 +31,9 @@ LEASE: Final = timedelta(seconds=5)
 POLL: Final = 0.01
 # Below the fake provider's 60 s token lifetime: a fresh token is not refreshed again.
 MARGIN: Final = timedelta(seconds=10)
-ENDPOINT_TIMEOUT_S: Final = 1.0
+# Well above the fake provider's delays even on a loaded 2-core machine (a refresh that times
+# out backs off, and the callers waiting on it fail).
+ENDPOINT_TIMEOUT_S: Final = 3.0
 
 
 @dataclass(frozen=True)
