@@ -1,11 +1,11 @@
-"""Refusals of the connector services that carry field-level `errors` (free of HTTP)."""
+"""Refusals of the connector services, with their own problem codes (free of HTTP)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.errors import ValidationFailed
+from gateway.errors import Forbidden, NotFound, ValidationFailed
 
 
 class Invalid(ValidationFailed):
@@ -28,3 +28,15 @@ class AccountsUnavailable(Invalid):
 def field_error(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
     """One `errors` entry."""
     return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+class ActionNotFound(NotFound):
+    """No such action for this caller (also another customer's: no existence leak)."""
+
+    code = "action_not_found"
+
+
+class ScopeNotAllowed(Forbidden):
+    """The caller may not give an action this scope, or take it away (SPEC 5)."""
+
+    code = "scope_not_allowed"

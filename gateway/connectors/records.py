@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -125,6 +125,52 @@ def _dump(value: Any) -> JsonValue:
     return value.model_dump(mode="json")
 
 
+# The columns a published version snapshots (`connector_versions.definition`): everything a
+# run reads of the connector, but the sealed client secret, which stays on the connector.
+DEFINITION_COLUMNS: Final = (
+    "kind",
+    "name",
+    "key",
+    "description",
+    "auth",
+    "account_fields",
+    "allowed_hosts",
+    "parameters",
+    "reports",
+    "limits",
+)
+
+
+def definition_document(row: Row[*tuple[Any, ...]]) -> dict[str, JsonValue]:
+    """The definition columns of a connector row, as the JSON document a version keeps."""
+    return {name: row._mapping[name] for name in DEFINITION_COLUMNS}
+
+
+def _definition_fields(document: Mapping[Any, Any]) -> dict[str, Any]:
+    """The `Connector` fields of a definition document (a row, or a version's snapshot)."""
+    return {
+        "kind": ConnectorKind(document["kind"]),
+        "name": document["name"],
+        "key": document["key"],
+        "description": document["description"],
+        "auth": _AUTH.validate_python(document["auth"], strict=False),
+        "account_fields": tuple(
+            AccountField.model_validate(f, strict=False) for f in document["account_fields"]
+        ),
+        "allowed_hosts": tuple(document["allowed_hosts"]),
+        "parameters": tuple(
+            Parameter.model_validate(p, strict=False) for p in document["parameters"]
+        ),
+        "reports": tuple(document["reports"]),
+        "limits": ConnectorLimits.model_validate(document["limits"], strict=False),
+    }
+
+
+def with_definition(connector: Connector, document: Mapping[str, Any]) -> Connector:
+    """`connector` as a published version defined it (identity, owner and scope stay live)."""
+    return replace(connector, **_definition_fields(document), scripts=(), icons=())
+
+
 def connector_from_row(
     row: Row[*tuple[Any, ...]], scripts: Sequence[ScriptInfo], icons: Sequence[IconInfo]
 ) -> Connector:
@@ -133,19 +179,8 @@ def connector_from_row(
         guid=row.guid,
         customer_id=row.customer_id,
         owner_id=row.owner_id,
-        kind=ConnectorKind(row.kind),
-        name=row.name,
-        key=row.key,
-        description=row.description,
-        auth=_AUTH.validate_python(row.auth, strict=False),
+        **_definition_fields(row._mapping),
         client_secret_set=row.client_secret_ciphertext is not None,
-        account_fields=tuple(
-            AccountField.model_validate(f, strict=False) for f in row.account_fields
-        ),
-        allowed_hosts=tuple(row.allowed_hosts),
-        parameters=tuple(Parameter.model_validate(p, strict=False) for p in row.parameters),
-        reports=tuple(row.reports),
-        limits=ConnectorLimits.model_validate(row.limits, strict=False),
         scope=Scope(row.scope),
         status=ConnectorStatus(row.status),
         created_at=row.created_at,

@@ -60,6 +60,8 @@ class StoredRun:
     result: RunResult
     account_resolution: dict[str, JsonValue]
     created_at: datetime
+    version: int | None = None
+    """The published version the run used; None for a run of the draft (SPEC 4.3)."""
     cut_off_host: str | None = None
     """The host whose answer the run was still waiting for when its deadline ended it (a
     time-out of the upstream rather than of the script); known only to the caller of the
@@ -311,6 +313,7 @@ class RunService:
                     status=run.status.value,
                     result=run.result.model_dump(mode="json"),
                     account_resolution=run.account_resolution,
+                    version=run.version,
                     created_at=run.created_at,
                     duration_ms=run.result.duration_ms,
                 )
@@ -442,4 +445,5 @@ def _stored_run(row: Row[*tuple[Any, ...]]) -> StoredRun:
         result=RunResult.model_validate(row.result),
         account_resolution=row.account_resolution,
         created_at=row.created_at,
+        version=row.version,
     )

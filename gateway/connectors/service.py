@@ -38,7 +38,9 @@ from gateway.connectors.records import (
     script_info_from_row,
     scripts_of,
 )
+from gateway.connectors.scopes import ScopeService
 from gateway.connectors.tables import connector_icons, connector_scripts, connectors
+from gateway.connectors.versions import VersionService
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.principal import Principal
 from gateway.store.ids import new_id
@@ -87,11 +89,14 @@ class ConnectorService:
 
     Every query is filtered by the caller's customer: another customer's connector is
     `NotFound`. Users of the customer read its connectors; owner and admins change them.
+    `versions` publishes and reads their versions, `scopes` the scopes of actions.
     """
 
     def __init__(self, engine: AsyncEngine, *, sealer: ClientSecretSealer | None = None) -> None:
         self._engine = engine
         self._sealer = sealer
+        self.versions: Final = VersionService(engine)
+        self.scopes: Final = ScopeService(engine)
 
     # --- definitions ---------------------------------------------------------------------
     async def create_connector(self, principal: Principal, body: ConnectorCreate) -> Connector:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from gateway.store.tables import (
@@ -87,6 +88,15 @@ connectors: Final = Table(
     CheckConstraint(_in("kind", CONNECTOR_KINDS), name="kind"),
     CheckConstraint(_in("scope", SCOPES), name="scope"),
     CheckConstraint(_in("status", CONNECTOR_STATUSES), name="status"),
+    # A global connector's key is unique among global connectors too (SPEC 4.3): the index,
+    # not a read before the write, is what holds when two promotions race.
+    Index(
+        "uq_connectors_global_key",
+        "key",
+        unique=True,
+        sqlite_where=text("scope = 'global'"),
+        postgresql_where=text("scope = 'global'"),
+    ),
 )
 
 connector_scripts: Final = Table(
@@ -149,6 +159,8 @@ runs: Final = Table(
     Column("result", JSON, nullable=False),
     # How the account was chosen (SPEC 5): {"source": "credentials" | "account" | "none", ...}.
     Column("account_resolution", JSON, nullable=False),
+    # The published version the run used; NULL for a run of the draft (SPEC 4.3).
+    Column("version", Integer, nullable=True),
     created_at_column(),
     Column("duration_ms", Float, nullable=False),
     UniqueConstraint("customer_id", "id"),
@@ -161,4 +173,67 @@ runs: Final = Table(
     Index(None, "customer_id", "connector_guid"),
     Index(None, "customer_id", "user_id"),
     Index(None, "created_at"),
+)
+
+connector_versions: Final = Table(
+    "connector_versions",
+    metadata,
+    id_column(),
+    Column("customer_id", String(ID_LENGTH), nullable=False),
+    Column("connector_id", String(ID_LENGTH), nullable=False),
+    # 1, 2, ... per connector; the unique key makes a concurrent publish lose, not duplicate.
+    Column("number", Integer, nullable=False),
+    Column("created_by", String(ID_LENGTH), nullable=False),
+    # The definition as the API shows it (never the client secret, which stays sealed on the
+    # connector), and the icons by digest: {slot: sha256}.
+    Column("definition", JSON, nullable=False),
+    Column("icons", JSON, nullable=False),
+    created_at_column(),
+    UniqueConstraint("connector_id", "number"),
+    UniqueConstraint("customer_id", "id"),
+    ForeignKeyConstraint(
+        ["customer_id", "connector_id"],
+        ["connectors.customer_id", "connectors.id"],
+        ondelete="CASCADE",
+    ),
+)
+
+connector_version_scripts: Final = Table(
+    "connector_version_scripts",
+    metadata,
+    id_column(),
+    Column("customer_id", String(ID_LENGTH), nullable=False),
+    Column("version_id", String(ID_LENGTH), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("param", String(100), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    UniqueConstraint("version_id", "kind", "param"),
+    ForeignKeyConstraint(
+        ["customer_id", "version_id"],
+        ["connector_versions.customer_id", "connector_versions.id"],
+        ondelete="CASCADE",
+    ),
+    CheckConstraint(_in("kind", SCRIPT_KINDS), name="kind"),
+)
+
+scope_changes: Final = Table(
+    "scope_changes",
+    metadata,
+    id_column(),
+    # Append-only: rows are inserted, never updated. The connector and the user who changed
+    # the scope are recorded, not referenced, so the audit outlives both; a platform admin
+    # of another customer may be the one who changed it.
+    customer_id_column(),
+    Column("connector_id", String(ID_LENGTH), nullable=False),
+    Column("changed_by", String(ID_LENGTH), nullable=False),
+    Column("from_scope", String(20), nullable=False),
+    Column("to_scope", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    created_at_column(),
+    UniqueConstraint("customer_id", "id"),
+    Index(None, "connector_id"),
+    CheckConstraint(_in("from_scope", SCOPES), name="from_scope"),
+    CheckConstraint(_in("to_scope", SCOPES), name="to_scope"),
 )
