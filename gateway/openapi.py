@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from gateway.connectors.models import ConnectorCreate, ConnectorUpdate, RunCreate
 from gateway.routes.accounts import AccountCreate, AccountUpdate, ShareCreate
+from gateway.routes.actions import ScopeSet
 from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate, UserPatch
 from gateway.routes.oauth import LinkCreate
 
@@ -35,6 +36,7 @@ REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     AccountUpdate,
     ShareCreate,
     LinkCreate,
+    ScopeSet,
 )
 
 DOCUMENT: Final = Path(__file__).with_name("openapi.yaml")

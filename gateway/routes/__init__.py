@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import accounts, connectors, identity, oauth, ops, runs
+from gateway.routes import accounts, actions, connectors, identity, oauth, ops, runs
 
 
 def register_routes(app: web.Application) -> None:
@@ -12,6 +12,7 @@ def register_routes(app: web.Application) -> None:
     ops.register(app)
     identity.register(app)
     connectors.register(app)
+    actions.register(app)
     runs.register(app)
     accounts.register(app)
     oauth.register(app)

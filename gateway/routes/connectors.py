@@ -26,6 +26,7 @@ from gateway.connectors.models import (
 )
 from gateway.connectors.records import Connector, IconInfo, ScriptInfo
 from gateway.connectors.service import MAX_SCRIPT_BYTES
+from gateway.connectors.versions import Version
 from gateway.errors import NotFound
 from gateway.keys import CONNECTORS, POOL
 from gateway.problems import ProblemError
@@ -106,6 +107,50 @@ class ConnectorPage(BaseModel):
 
     items: list[ConnectorOut]
     next_cursor: str | None
+
+
+class VersionScriptOut(BaseModel):
+    """A script of a published version, without its source."""
+
+    kind: ScriptKind
+    param: str | None
+    sha256: str
+    size: int
+
+
+class VersionOut(BaseModel):
+    """A published version: its definition, its scripts' digests, its icons' digests."""
+
+    number: int
+    connector_guid: str
+    created_by: str
+    created_at: datetime
+    definition: dict[str, Any]
+    icons: dict[str, str]
+    scripts: list[VersionScriptOut]
+
+
+class VersionPage(BaseModel):
+    """A page of versions."""
+
+    items: list[VersionOut]
+    next_cursor: str | None
+
+
+def version_out(version: Version) -> VersionOut:
+    """The wire form of a version."""
+    return VersionOut(
+        number=version.number,
+        connector_guid=version.connector_guid,
+        created_by=version.created_by,
+        created_at=version.created_at,
+        definition=version.definition,
+        icons=version.icons,
+        scripts=[
+            VersionScriptOut(kind=s.kind, param=s.param or None, sha256=s.sha256, size=s.size)
+            for s in version.scripts
+        ],
+    )
 
 
 def script_out(info: ScriptInfo) -> ScriptOut:
@@ -206,6 +251,43 @@ async def delete_connector(request: web.Request) -> web.Response:
     principal = principal_of(request)
     await request.app[CONNECTORS].delete_connector(principal, request.match_info["guid"])
     return web.Response(status=HTTPStatus.NO_CONTENT)
+
+
+# --- versions --------------------------------------------------------------------------------
+
+
+async def publish_connector(request: web.Request) -> web.Response:
+    """Publish the draft as a new version (interim: the review flow will replace this)."""
+    principal = principal_of(request)
+    guid = request.match_info["guid"]
+    version = await request.app[CONNECTORS].versions.publish(principal, guid)
+    return json_model(
+        version_out(version),
+        status=HTTPStatus.CREATED,
+        headers={"Location": f"/api/v1/connectors/{guid}/versions/{version.number}"},
+    )
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    """A page of the connector's published versions, newest first."""
+    principal = principal_of(request)
+    limit, cursor = page_parameters(request)
+    items, next_cursor = await request.app[CONNECTORS].versions.list_versions(
+        principal, request.match_info["guid"], limit, cursor
+    )
+    return json_model(VersionPage(items=[version_out(v) for v in items], next_cursor=next_cursor))
+
+
+async def get_version(request: web.Request) -> web.Response:
+    """One published version of the connector."""
+    principal = principal_of(request)
+    text = request.match_info["number"]
+    if not text.isdigit() or len(text) > 9:
+        raise NotFound("versions are numbered 1, 2, ...")
+    version = await request.app[CONNECTORS].versions.get_version(
+        principal, request.match_info["guid"], int(text)
+    )
+    return json_model(version_out(version))
 
 
 # --- scripts ---------------------------------------------------------------------------------
@@ -336,3 +418,6 @@ def register(app: web.Application) -> None:
     app.router.add_get(base + "/{guid}/scripts/discovery/{param}", get_script)
     app.router.add_put(base + "/{guid}/icons/{slot}", put_icon)
     app.router.add_get(base + "/{guid}/icons/{slot}", get_icon)
+    app.router.add_post(base + "/{guid}/publish", publish_connector)
+    app.router.add_get(base + "/{guid}/versions", list_versions)
+    app.router.add_get(base + "/{guid}/versions/{number}", get_version)

@@ -16,8 +16,8 @@ from gateway.wire import page_parameters, parse_body
 
 
 def run_result(run: StoredRun) -> dict[str, Any]:
-    """The run result of SPEC 4.3 with its `run_id`."""
-    return {"run_id": run.id, **run.result.model_dump(mode="json")}
+    """The run result of SPEC 4.3 with its `run_id` and the version it ran (null: the draft)."""
+    return {"run_id": run.id, **run.result.model_dump(mode="json"), "version": run.version}
 
 
 def run_record(run: StoredRun) -> dict[str, Any]:
@@ -41,6 +41,7 @@ def run_summary(run: StoredRun) -> dict[str, Any]:
         "user_id": run.user_id,
         "kind": run.kind,
         "mode": run.mode.value,
+        "version": run.version,
         "status": run.status.value,
         "error": run.result.error.model_dump(mode="json") if run.result.error else None,
         "duration_ms": run.result.duration_ms,

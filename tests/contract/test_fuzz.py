@@ -30,8 +30,8 @@ CHECKS: Final = (
 
 # Operations whose answer to a well-formed request depends on what is stored, which no
 # schema can say: the connector's declared fields and parameters (also the discovery ones a
-# script path names), whether it uses OAuth, whether a PNG is whole. There a 422 is a right
-# answer to schema-valid data too.
+# script path names), whether it uses OAuth, whether a PNG is whole, whether a draft has the
+# scripts publishing needs. There a 422 is a right answer to schema-valid data too.
 STATEFUL_422: Final = (
     "createAccount",
     "updateAccount",
@@ -40,6 +40,7 @@ STATEFUL_422: Final = (
     "createOAuthLink",
     "putIcon",
     "putDiscoveryScript",
+    "publishConnector",
 )
 ACCEPTED: Final = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
