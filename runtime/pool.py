@@ -51,6 +51,8 @@ class PoolConfig:
     recycle_rss_mb: int = 512
     recycle_after_runs: int = 10_000
     python: str = sys.executable
+    prelude_bytecode: bool = True
+    """Load the prelude as bytecode compiled once per worker (False: parse it every run)."""
 
 
 @dataclass(slots=True)
@@ -347,6 +349,7 @@ class WorkerPool:
             "-m",
             "runtime.worker",
             str(config.address_space_mb * 1024 * 1024),
+            *(() if config.prelude_bytecode else ("source",)),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=None,

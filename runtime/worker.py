@@ -1,9 +1,10 @@
 """The worker process: runs one script at a time in a fresh QuickJS Context.
 
-Started by the pool as `python -I -m runtime.worker ADDRESS_SPACE_BYTES`. It confines itself
-(rlimits, seccomp), then loops: prepare a Context with the prelude, say `ready`, take a `run`,
-answer with a `result` (or take any number of `check`s, each answered with `checked`). All I/O
-of a script is a host call to the pool over the pipe.
+Started by the pool as `python -I -m runtime.worker ADDRESS_SPACE_BYTES [source]`. It compiles
+the prelude to bytecode (`runtime.bytecode`), confines itself (rlimits, seccomp), then loops:
+prepare a Context with the prelude, say `ready`, take a `run`, answer with a `result` (or take
+any number of `check`s, each answered with `checked`). All I/O of a script is a host call to
+the pool over the pipe.
 
 Every frame is a dict this module built from values it parsed and checked (`runtime.frames`),
 never text from the prelude spliced into a message: a script may have subverted what the
@@ -23,6 +24,7 @@ from importlib import resources
 from typing import Any, Final
 
 from runtime import frames, protocol
+from runtime.bytecode import BytecodeError, Prelude, SourcePrelude, compile_prelude
 from runtime.pureops import OPS
 from runtime.sandbox import deny_network_and_processes, limit_resources
 from runtime.syntax import SYNTAX_CHECKER
@@ -128,11 +130,13 @@ def script_line_offset(prelude: str) -> int:
 class Worker:
     """Worker-side state of the current run and the callables the prelude uses."""
 
-    def __init__(self, infd: int, outfd: int) -> None:
+    def __init__(self, infd: int, outfd: int, *, bytecode: bool = True) -> None:
         self._in = infd
         self._out = outfd
-        self._prelude = build_prelude()
-        self._line_offset = script_line_offset(self._prelude)
+        source = build_prelude()
+        self._line_offset = script_line_offset(source)
+        self._prelude: Prelude = compile_prelude(source) if bytecode else SourcePrelude(source)
+        self._fallback = SourcePrelude(source)
         self._lazy: dict[str, str] = {}
         self._call_id = 0
         self._outbox: Outbox | None = None
@@ -243,7 +247,12 @@ class Worker:
         }
         for name, function in callables.items():
             context.add_callable(name, _never_raising(function))
-        context.eval(self._prelude)
+        try:
+            self._prelude.load(context)
+        except BytecodeError:
+            # Never seen, but a Context the bytecode half-set-up is not to be trusted.
+            self._prelude = self._fallback
+            return self._prepare()
         run, finish = context.get("__gw_run"), context.get("__gw_finish")
         context.eval("delete globalThis.__gw_run; delete globalThis.__gw_finish;")
         return context, run, finish
@@ -359,12 +368,16 @@ def _take_stdio() -> tuple[int, int]:
 
 
 def main() -> None:
-    """Entry point of a worker process."""
+    """Entry point of a worker process: `ADDRESS_SPACE_BYTES [source]`.
+
+    `source` evaluates the prelude's source in every Context instead of its bytecode.
+    """
     address_space = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    bytecode = sys.argv[2:3] != ["source"]
     infd, outfd = _take_stdio()
     os.environ["TZ"] = "UTC"  # noqa: TID251 - the worker's own process, scripts see UTC
     time.tzset()
-    worker = Worker(infd, outfd)
+    worker = Worker(infd, outfd, bytecode=bytecode)
     import quickjs  # noqa: F401 - loaded before the sandbox closes file access
 
     if address_space:
