@@ -5,7 +5,8 @@ Measures, on real QuickJS worker processes:
 2. runs/s of a script making one HTTP call to a local upstream (concurrency 1 and 8);
 3. `datagrid.addCell` cells/s through the pool into a discarding row sink, and in JS alone;
 4. `magicParseJSON` rows/s (one call, and pages of 1,000);
-5. the same ingest script under Node.js `vm`, as a reference.
+5. the same ingest script under Node.js `vm`, as a reference;
+6. the prelude as bytecode against its source: Context preparation and trivial runs/s.
 Each section stops within about 20 s and says so; everything binds to 127.0.0.1 only.
 """
 
@@ -25,7 +26,7 @@ from dataclasses import asdict
 from importlib import metadata
 from typing import Any, Final
 
-from bench import ingest, node_ref, overhead, throughput
+from bench import ingest, node_ref, overhead, prelude, throughput
 from bench.common import SECTION_BUDGET_S, Budget, Row
 
 Section = Callable[[Budget, Sequence[Row]], Awaitable[list[Row]]]
@@ -36,6 +37,7 @@ SECTIONS: Final[dict[str, Section]] = {
     "ingest": ingest.run_ingest,
     "magic": ingest.run_magic,
     "node": node_ref.run_section,
+    "prelude": prelude.run_section,
 }
 _GRACE_S: Final = 10.0
 """Beyond its budget, a section is cancelled (its loops should have stopped long before)."""
