@@ -413,6 +413,21 @@ class AccountService:
                 )
             )
 
+    async def usable(self, principal: Principal, account_id: str) -> Account:
+        """An account the caller may run with: its own, or one shared with it.
+
+        An admin manages its customer's accounts but does not borrow them: runs and app
+        mappings use this rule, not `get`'s.
+
+        Raises:
+            NotFound: no such account in the caller's customer.
+            AccountNotAccessible: it is neither the caller's nor shared with it.
+        """
+        account = await self.get(principal, account_id)
+        if principal.user_id != account.owner_id and principal.user_id not in account.shared_with:
+            raise AccountNotAccessible("the account is neither yours nor shared with you")
+        return account
+
     async def fields_for_run(
         self, principal: Principal, provider: Provider, account_id: str
     ) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -424,9 +439,7 @@ class AccountService:
         Raises:
             NotFound, AccountNotAccessible, ProviderMismatch.
         """
-        account = await self.get(principal, account_id)
-        if principal.user_id != account.owner_id and principal.user_id not in account.shared_with:
-            raise AccountNotAccessible("the account is neither yours nor shared with you")
+        account = await self.usable(principal, account_id)
         if account.status == "needs_reauth":
             raise AccountNeedsReauth("the account must be authorised again")
         if account.connector_key != provider.key:
