@@ -7,10 +7,16 @@ not listed here is noticed at once (its migration would be missing from the comp
 from __future__ import annotations
 
 import gateway.accounts.tables
+import gateway.apps.tables
 import gateway.connectors.tables
 import gateway.oauth.tables
 from gateway.store.tables import metadata
 
-TABLE_MODULES = (gateway.accounts.tables, gateway.connectors.tables, gateway.oauth.tables)
+TABLE_MODULES = (
+    gateway.accounts.tables,
+    gateway.apps.tables,
+    gateway.connectors.tables,
+    gateway.oauth.tables,
+)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -1,0 +1,1 @@
+"""Custom apps: uploaded designs with their manifest and files, instances, account mappings."""
