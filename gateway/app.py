@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.service import AccountService, AccountsForRuns
 from gateway.accounts.vault import SecretVault
+from gateway.apps.service import AppService
 from gateway.auth import authenticate
 from gateway.connectors.runs import RunService
 from gateway.connectors.service import ConnectorService
@@ -24,6 +25,7 @@ from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.service import IdentityService
 from gateway.keys import (
     ACCOUNTS,
+    APPS,
     CONNECTORS,
     EGRESS,
     ENGINE,
@@ -115,6 +117,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         await upgrade(engine)
         app[VAULT] = vault = SecretVault(keyring)
         app[ACCOUNTS] = accounts = AccountService(engine, vault)
+        app[APPS] = AppService(engine, accounts)
         app[ENGINE] = engine
         app[IDENTITY] = identity = IdentityService(engine)
         app[CONNECTORS] = connectors = ConnectorService(engine, sealer=vault)

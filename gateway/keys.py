@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import SecretVault
+from gateway.apps.service import AppService
 from gateway.connectors.runs import RunService
 from gateway.connectors.service import ConnectorService
 from gateway.egress import EgressClient
@@ -35,6 +36,7 @@ ACCOUNTS: Final = web.AppKey("accounts", AccountService)
 OAUTH_CLIENTS: Final = web.AppKey("oauth_clients", ClientConfigs)
 OAUTH_FLOW: Final = web.AppKey("oauth_flow", OAuthFlow)
 REFRESH: Final = web.AppKey("refresh", RefreshCoordinator)
+APPS: Final = web.AppKey("apps", AppService)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

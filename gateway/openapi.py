@@ -17,9 +17,11 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.apps.manifest import AppManifest
 from gateway.connectors.models import ConnectorCreate, ConnectorUpdate, RunCreate
 from gateway.routes.accounts import AccountCreate, AccountUpdate, ShareCreate
 from gateway.routes.actions import ScopeSet
+from gateway.routes.apps import AccountMappingSet, InstanceCreate
 from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate, UserPatch
 from gateway.routes.oauth import LinkCreate
 
@@ -37,6 +39,9 @@ REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     ShareCreate,
     LinkCreate,
     ScopeSet,
+    AppManifest,
+    InstanceCreate,
+    AccountMappingSet,
 )
 
 DOCUMENT: Final = Path(__file__).with_name("openapi.yaml")

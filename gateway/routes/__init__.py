@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import accounts, actions, connectors, identity, oauth, ops, runs
+from gateway.routes import accounts, actions, apps, connectors, identity, oauth, ops, runs
 
 
 def register_routes(app: web.Application) -> None:
@@ -16,3 +16,4 @@ def register_routes(app: web.Application) -> None:
     runs.register(app)
     accounts.register(app)
     oauth.register(app)
+    apps.register(app)

@@ -31,7 +31,8 @@ CHECKS: Final = (
 # Operations whose answer to a well-formed request depends on what is stored, which no
 # schema can say: the connector's declared fields and parameters (also the discovery ones a
 # script path names), whether it uses OAuth, whether a PNG is whole, whether a draft has the
-# scripts publishing needs. There a 422 is a right answer to schema-valid data too.
+# scripts publishing needs. There a 422 is a right answer to schema-valid data too. An app's
+# manifest names connector keys, and its zip must be a real archive.
 STATEFUL_422: Final = (
     "createAccount",
     "updateAccount",
@@ -41,6 +42,7 @@ STATEFUL_422: Final = (
     "putIcon",
     "putDiscoveryScript",
     "publishConnector",
+    "createApp",
 )
 ACCEPTED: Final = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
@@ -94,6 +96,8 @@ def fuzz_config() -> SchemathesisConfig:
 schema = from_path(SPEC_PATH, config=fuzz_config())
 # Scripts are text; schemathesis knows text/plain only by that name.
 schemathesis.serializer.alias("application/javascript", "text/plain")
+# App zips are bytes; what the fuzzer sends is no archive, which is refused (422).
+schemathesis.serializer.alias("application/zip", "application/octet-stream")
 
 
 def _names(items: object, *, fold: bool) -> list[str]:
