@@ -32,7 +32,9 @@ CHECKS: Final = (
 # schema can say: the connector's declared fields and parameters (also the discovery ones a
 # script path names), whether it uses OAuth, whether a PNG is whole, whether a draft has the
 # scripts publishing needs. There a 422 is a right answer to schema-valid data too. An app's
-# manifest names connector keys, and its zip must be a real archive.
+# manifest names connector keys, and its zip must be a real archive. Deleting a user who owns
+# connectors names the user who takes them over (`connectors_to`), who must exist; an app
+# alias takes only an account of its data provider.
 STATEFUL_422: Final = (
     "createAccount",
     "updateAccount",
@@ -43,6 +45,8 @@ STATEFUL_422: Final = (
     "putDiscoveryScript",
     "publishConnector",
     "createApp",
+    "deleteUser",
+    "setAccountMapping",
 )
 ACCEPTED: Final = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
