@@ -12,6 +12,7 @@ import schemathesis
 from schemathesis import Case, HookContext
 from schemathesis.config import SchemathesisConfig
 from schemathesis.openapi import from_path
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway.connectors.models import RESERVED_FIELDS
 from tests.contract.conftest import GatewayThread, Served
@@ -161,6 +162,23 @@ def test_linked_workflows_answer_as_documented(own_gateway: GatewayThread) -> No
 
         def get_call_kwargs(self, case: Case[Any]) -> dict[str, object]:
             return {"base_url": current[0].url, "headers": current[0].headers}
+
+        def validate_response(
+            self,
+            response: Any,
+            case: Case[Any],
+            additional_checks: list[Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
+            # In a workflow what earlier steps stored decides many answers (an heir deleted
+            # a step ago, an alias's provider), so a 422 to schema-valid data is no finding
+            # here: that check runs per operation above. Every other check still applies.
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                excluded_checks=[positive_data_acceptance],
+                transport_kwargs=kwargs or None,
+            )
 
     Workflow.run(
         settings=hypothesis.settings(
