@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.connectors.models import ConnectorCreate
+from gateway.identity.principal import Principal, Role
 from gateway.settings import Settings
+from tests.dbfixtures import make_customer, make_user
 from tests.domo_fakes import SAMPLECRM, DomoHosts
 from tests.gateway.callers import Caller, Client
 
@@ -120,3 +124,51 @@ async def upstream(aiohttp_server: AiohttpServer) -> Upstream:
     server = await aiohttp_server(app, host="127.0.0.1")
     assert server.port is not None
     return Upstream(server.port, seen)
+
+
+# --- the service tests' people and definitions (no HTTP) ------------------------------
+
+
+@dataclass(frozen=True)
+class People:
+    """Users of three customers: acme (owner, colleague, admin), globex, initech."""
+
+    owner: Principal
+    colleague: Principal
+    admin: Principal
+    outsider: Principal
+    platform: Principal
+
+
+@pytest.fixture
+async def people(engine: AsyncEngine) -> People:
+    """Three customers' users, made in the test's database."""
+    async with engine.begin() as connection:
+        acme = await make_customer(connection)
+        globex = await make_customer(connection)
+        initech = await make_customer(connection)
+        owner = await make_user(connection, acme)
+        colleague = await make_user(connection, acme)
+        admin = await make_user(connection, acme, role="admin")
+        outsider = await make_user(connection, globex, role="admin")
+        platform = await make_user(connection, initech, role="platform_admin")
+    return People(
+        Principal(owner, acme, Role.MEMBER),
+        Principal(colleague, acme, Role.MEMBER),
+        Principal(admin, acme, Role.ADMIN),
+        Principal(outsider, globex, Role.ADMIN),
+        Principal(platform, initech, Role.PLATFORM_ADMIN),
+    )
+
+
+def definition(key: str = "crm", **changes: object) -> ConnectorCreate:
+    """An action definition with Basic auth, changed by `changes`."""
+    body: dict[str, object] = {
+        "kind": "action",
+        "name": "CRM",
+        "key": key,
+        "auth": {"method": "basic"},
+        "allowed_hosts": ["api.example.com"],
+        **changes,
+    }
+    return ConnectorCreate.model_validate(body, strict=False)

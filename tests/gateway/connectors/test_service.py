@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.connectors.errors import Invalid
 from gateway.connectors.models import (
     BasicAuth,
-    ConnectorCreate,
     ConnectorUpdate,
     IconSlot,
     RunCreate,
@@ -23,50 +21,10 @@ from gateway.connectors.service import ConnectorService
 from gateway.connectors.tables import connectors, runs
 from gateway.egress import EgressClient
 from gateway.errors import Conflict, Forbidden, NotFound
-from gateway.identity.principal import Principal, Role
 from gateway.store.tables import utcnow
 from runtime.model import RunMode, RunStatus
 from runtime.pool import WorkerPool
-from tests.dbfixtures import make_customer, make_user
-from tests.gateway.connectors.conftest import make_png
-
-
-@dataclass(frozen=True)
-class People:
-    owner: Principal
-    colleague: Principal
-    admin: Principal
-    outsider: Principal
-
-
-@pytest.fixture
-async def people(engine: AsyncEngine) -> People:
-    async with engine.begin() as connection:
-        acme = await make_customer(connection)
-        globex = await make_customer(connection)
-        owner = await make_user(connection, acme)
-        colleague = await make_user(connection, acme)
-        admin = await make_user(connection, acme, role="admin")
-        outsider = await make_user(connection, globex, role="admin")
-    return People(
-        Principal(owner, acme, Role.MEMBER),
-        Principal(colleague, acme, Role.MEMBER),
-        Principal(admin, acme, Role.ADMIN),
-        Principal(outsider, globex, Role.ADMIN),
-    )
-
-
-def definition(key: str = "crm", **changes: object) -> ConnectorCreate:
-    body: dict[str, object] = {
-        "kind": "action",
-        "name": "CRM",
-        "key": key,
-        "auth": {"method": "basic"},
-        "allowed_hosts": ["api.example.com"],
-        "reports": ["Deals"],
-        **changes,
-    }
-    return ConnectorCreate.model_validate(body, strict=False)
+from tests.gateway.connectors.conftest import People, definition, make_png
 
 
 async def test_connector_life_cycle_and_rights(engine: AsyncEngine, people: People) -> None:

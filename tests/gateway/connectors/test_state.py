@@ -25,8 +25,7 @@ from gateway.keys import ENGINE
 from gateway.store.tables import script_state
 from runtime.host import HostCallError
 from tests.gateway.callers import Caller, Client
-from tests.gateway.connectors.conftest import create_connector, put_script
-from tests.gateway.connectors.test_service import definition
+from tests.gateway.connectors.conftest import create_connector, definition, put_script
 
 KEY = new_key_entry()
 CANARY = "state-canary-Zt8Qp2"

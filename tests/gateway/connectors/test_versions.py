@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import update
@@ -12,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.connectors.errors import ActionNotFound, Invalid, ScopeNotAllowed
 from gateway.connectors.models import (
-    ConnectorCreate,
     ConnectorUpdate,
     IconSlot,
     Scope,
@@ -22,50 +20,8 @@ from gateway.connectors.records import Connector
 from gateway.connectors.service import ConnectorService
 from gateway.connectors.tables import connectors
 from gateway.errors import Conflict, Forbidden, NotFound
-from gateway.identity.principal import Principal, Role
-from tests.dbfixtures import make_customer, make_user
-from tests.gateway.connectors.conftest import make_png
-
-
-@dataclass(frozen=True)
-class People:
-    owner: Principal
-    colleague: Principal
-    admin: Principal
-    outsider: Principal
-    platform: Principal
-
-
-@pytest.fixture
-async def people(engine: AsyncEngine) -> People:
-    async with engine.begin() as connection:
-        acme = await make_customer(connection)
-        globex = await make_customer(connection)
-        initech = await make_customer(connection)
-        owner = await make_user(connection, acme)
-        colleague = await make_user(connection, acme)
-        admin = await make_user(connection, acme, role="admin")
-        outsider = await make_user(connection, globex, role="admin")
-        platform = await make_user(connection, initech, role="platform_admin")
-    return People(
-        Principal(owner, acme, Role.MEMBER),
-        Principal(colleague, acme, Role.MEMBER),
-        Principal(admin, acme, Role.ADMIN),
-        Principal(outsider, globex, Role.ADMIN),
-        Principal(platform, initech, Role.PLATFORM_ADMIN),
-    )
-
-
-def definition(key: str = "crm", **changes: object) -> ConnectorCreate:
-    body: dict[str, object] = {
-        "kind": "action",
-        "name": "CRM",
-        "key": key,
-        "auth": {"method": "basic"},
-        "allowed_hosts": ["api.example.com"],
-        **changes,
-    }
-    return ConnectorCreate.model_validate(body, strict=False)
+from gateway.identity.principal import Principal
+from tests.gateway.connectors.conftest import People, definition, make_png
 
 
 async def drafted(service: ConnectorService, who: Principal, key: str = "crm") -> Connector:
