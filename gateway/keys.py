@@ -40,3 +40,6 @@ APPS: Final = web.AppKey("apps", AppService)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
+# The app instance a request comes from: set from the session on an instance's own origin
+# (SPEC 4.2); on the gateway's own origin the action endpoint reads `X-App-Instance` instead.
+APP_INSTANCE: Final = web.RequestKey("app_instance", str)
