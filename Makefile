@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck bench clean
+.PHONY: run test lint fmt typecheck bench browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,10 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.runtime
 
+# The headless-Chromium test serves the unmodified ryuu.js from npm; it needs Debian's chromium
+# too (`apt-get install chromium`). Without either, that test skips and says which is missing.
+browser-deps:
+	npm ci --prefix tests/browser --no-audit --no-fund
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules
