@@ -13,6 +13,8 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from actions.idempotency import IdempotencyKeys
+from actions.service import ActionService
 from gateway.accounts.service import AccountService, AccountsForRuns
 from gateway.accounts.vault import SecretVault
 from gateway.apps.service import AppService
@@ -25,6 +27,7 @@ from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.service import IdentityService
 from gateway.keys import (
     ACCOUNTS,
+    ACTIONS,
     APPS,
     CONNECTORS,
     EGRESS,
@@ -117,7 +120,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         await upgrade(engine)
         app[VAULT] = vault = SecretVault(keyring)
         app[ACCOUNTS] = accounts = AccountService(engine, vault)
-        app[APPS] = AppService(engine, accounts)
+        app[APPS] = apps = AppService(engine, accounts)
         app[ENGINE] = engine
         app[IDENTITY] = identity = IdentityService(engine)
         app[CONNECTORS] = connectors = ConnectorService(engine, sealer=vault)
@@ -141,7 +144,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             identity=identity,
             redirect_uri=callback_url(settings),
         )
-        app[RUNS] = RunService(
+        app[RUNS] = runs = RunService(
             engine,
             connectors,
             app[POOL],
@@ -150,6 +153,9 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             oauth=OAuthForRuns(clients, coordinator, app[EGRESS]),
             metrics=metrics,
             state=ScriptStates(engine, keyring),
+        )
+        app[ACTIONS] = ActionService(
+            connectors.versions, apps, accounts, runs, IdempotencyKeys(engine)
         )
         yield
     finally:
@@ -177,17 +183,22 @@ RETENTION_SWEEP_S = 6 * 3600
 
 @asynccontextmanager
 async def _run_retention(app: web.Application) -> AsyncIterator[None]:
-    """Delete runs past `GATEWAY_RUN_RETENTION_DAYS`: once at start, then every few hours."""
+    """Delete runs past `GATEWAY_RUN_RETENTION_DAYS` and idempotency keys past their 24 hours:
+    once at start, then every few hours."""
     retention = timedelta(days=app[SETTINGS].run_retention_days)
 
     async def purge() -> None:
         try:
-            purged = await app[RUNS].purge_runs(utcnow() - retention)
+            now = utcnow()
+            purged = await app[RUNS].purge_runs(now - retention)
+            keys = await app[ACTIONS].idempotency.purge(now)
         except SQLAlchemyError:
             log.exception("run_retention_failed")
             return
         if purged:
             log.info("runs_purged", count=purged)
+        if keys:
+            log.info("idempotency_keys_purged", count=keys)
 
     async def sweep() -> None:
         while True:

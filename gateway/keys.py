@@ -7,6 +7,7 @@ from typing import Final
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actions.service import ActionService
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import SecretVault
 from gateway.apps.service import AppService
@@ -37,6 +38,7 @@ OAUTH_CLIENTS: Final = web.AppKey("oauth_clients", ClientConfigs)
 OAUTH_FLOW: Final = web.AppKey("oauth_flow", OAuthFlow)
 REFRESH: Final = web.AppKey("refresh", RefreshCoordinator)
 APPS: Final = web.AppKey("apps", AppService)
+ACTIONS: Final = web.AppKey("actions", ActionService)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

@@ -21,6 +21,7 @@ PROBLEMS: Final[Mapping[str, tuple[HTTPStatus, str]]] = {
     "not_found": (HTTPStatus.NOT_FOUND, "Not found"),
     "action_not_found": (HTTPStatus.NOT_FOUND, "Action not found"),
     "method_not_allowed": (HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed"),
+    "not_acceptable": (HTTPStatus.NOT_ACCEPTABLE, "No acceptable representation"),
     "sql_timeout": (HTTPStatus.REQUEST_TIMEOUT, "The query took too long"),
     "conflict": (HTTPStatus.CONFLICT, "Conflict"),
     "account_needs_reauth": (HTTPStatus.CONFLICT, "The account needs to be authorised again"),
