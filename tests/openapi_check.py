@@ -26,6 +26,8 @@ def spec() -> OpenAPI:
         extra_media_type_deserializers={
             "application/yaml": yaml.safe_load,
             "application/problem+json": json.loads,
+            # An action's whole run (SPEC 4.1).
+            "application/vnd.gateway.run+json": json.loads,
             # Scripts are served as JavaScript text (connector scripts).
             "application/javascript": plain_loads,
         }
