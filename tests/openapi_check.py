@@ -28,6 +28,10 @@ def spec() -> OpenAPI:
             "application/problem+json": json.loads,
             # An action's whole run (SPEC 4.1).
             "application/vnd.gateway.run+json": json.loads,
+            # The public action form's renderings of a cell are text to the document.
+            "application/xml": plain_loads,
+            "application/x-yaml": plain_loads,
+            "text/csv": plain_loads,
             # Scripts are served as JavaScript text (connector scripts).
             "application/javascript": plain_loads,
         }
