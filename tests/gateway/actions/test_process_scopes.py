@@ -60,9 +60,13 @@ async def test_the_scope_and_caller_matrix(
             await map_alias(client, caller, app_id, instance, "sales", account.id)
             instances[name] = instance
         for by in ("alias", "account"):
-            query = {"account": account.id} if by == "account" else {"accountAlias": "sales"}
-            response = await process(
-                client, caller, guid, {"n": name}, instance=instances.get(name, guid), **query
+            instance = instances.get(name, guid)
+            response = await (
+                process(client, caller, guid, {"n": name}, instance=instance, account=account.id)
+                if by == "account"
+                else process(
+                    client, caller, guid, {"n": name}, instance=instance, accountAlias="sales"
+                )
             )
             expected = EXPECTED[scope][name]
             if expected is not OK:
