@@ -5,6 +5,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Final
 
+from sqlalchemy import update
+
+from gateway.accounts.tables import accounts
+from gateway.keys import ENGINE
 from tests.gateway.actions.conftest import (
     ECHO_PROCESS,
     Echo,
@@ -287,3 +291,26 @@ async def test_the_whole_run_on_request(client: Client, owner: Caller, admin: Ca
     response = await process(client, owner, empty)
     assert response.status == HTTPStatus.OK
     assert await response.json() is None
+
+
+async def test_the_deadline_is_504_and_a_revoked_grant_409(
+    client: Client, owner: Caller, admin: Caller
+) -> None:
+    guid = await make_action(
+        client, owner, "while (true) {}", auth={"method": "none"}, limits={"wall_time_s": 0.5}
+    )
+    response = await process(client, owner, guid)
+    body = await problem(response, HTTPStatus.GATEWAY_TIMEOUT, "deadline_exceeded")
+    assert body["run_id"] == response.headers["X-Run-Id"]
+    assert body["error"]["code"] == "timeout"
+    account = await make_account(client, owner, "crm", "mine")
+    await put_script(client, owner, guid, "process", "datagrid.addColumn('a', 'STRING');")
+    async with client.app[ENGINE].begin() as connection:
+        await connection.execute(
+            update(accounts).where(accounts.c.id == account.id).values(status="needs_reauth")
+        )
+    await problem(
+        await process(client, owner, guid, account=account.id),
+        HTTPStatus.CONFLICT,
+        "account_needs_reauth",
+    )
