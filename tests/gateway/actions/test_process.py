@@ -285,6 +285,8 @@ async def test_the_whole_run_on_request(client: Client, owner: Caller, admin: Ca
     )
     assert [c["name"] for c in document["columns"]] == ["a", "b"]
     assert (document["error"], document["version"]) == (None, None)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_runs_total{kind="action",status="success"} 2.0' in metrics
     empty = await make_action(
         client, owner, "var nothing = 1;", key="empty", auth={"method": "none"}
     )
