@@ -126,10 +126,11 @@ class ActionService:
         self, principal: Principal, action: Connector, call: ActionCall
     ) -> tuple[str | None, dict[str, JsonValue]]:
         """The account id the run uses and how it was chosen (the run record keeps it)."""
+        # The instance matters only to an alias: it is checked (and recorded) only then.
         resolution: dict[str, JsonValue] = {
             "source": "none",
-            "alias": call.alias,
-            "instance_id": call.instance_id,
+            "alias": None,
+            "instance_id": None,
             "account_id": None,
         }
         if call.alias is not None and call.account_id is not None:
@@ -145,7 +146,12 @@ class ActionService:
                     "instance's origin, or send X-App-Instance with a bearer token"
                 )
             account_id = await self._apps.mapped_account(principal, call.instance_id, call.alias)
-            return account_id, {**resolution, "source": "alias", "account_id": account_id}
+            return account_id, {
+                "source": "alias",
+                "alias": call.alias,
+                "instance_id": call.instance_id,
+                "account_id": account_id,
+            }
         if call.account_id is not None:
             account_id = call.account_id
             return account_id, {**resolution, "source": "account", "account_id": account_id}
