@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import accounts, actions, apps, connectors, identity, oauth, ops, runs
+from gateway.routes import (
+    accounts,
+    actions,
+    apps,
+    connectors,
+    datasets,
+    identity,
+    oauth,
+    ops,
+    runs,
+)
 
 
 def register_routes(app: web.Application) -> None:
@@ -17,3 +27,4 @@ def register_routes(app: web.Application) -> None:
     accounts.register(app)
     oauth.register(app)
     apps.register(app)
+    datasets.register(app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gateway.accounts.tables
 import gateway.apps.tables
 import gateway.connectors.tables
+import gateway.datasets.tables
 import gateway.oauth.tables
 from gateway.store.tables import metadata
 
@@ -16,6 +17,7 @@ TABLE_MODULES = (
     gateway.accounts.tables,
     gateway.apps.tables,
     gateway.connectors.tables,
+    gateway.datasets.tables,
     gateway.oauth.tables,
 )
 
