@@ -30,6 +30,7 @@ from gateway.keys import (
     ACTIONS,
     APPS,
     CONNECTORS,
+    DATASETS,
     EGRESS,
     ENGINE,
     IDENTITY,
@@ -55,6 +56,9 @@ from gateway.store.engine import close_engine, create_engine, database_url_for
 from gateway.store.migrate import upgrade
 from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
+from writeback.datasets.sandbox import SandboxLimits, SqlSandbox
+from writeback.datasets.service import DatasetService
+from writeback.datasets.storage import DatasetFiles
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -78,6 +82,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_egress_client)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_run_retention)
+    app.cleanup_ctx.append(_datasets)
     register_routes(app)
     return app
 
@@ -213,6 +218,47 @@ async def _run_retention(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+DATASET_SWEEP_S = 600
+
+
+@asynccontextmanager
+async def _datasets(app: web.Application) -> AsyncIterator[None]:
+    """The dataset service, its SQL sandbox, and a sweep of files no version needs any more."""
+    settings = app[SETTINGS]
+    sandbox = SqlSandbox(
+        SandboxLimits(
+            timeout_s=settings.sql_timeout_s,
+            memory_mb=settings.sql_memory_mb,
+            threads=settings.sql_threads,
+            concurrency=settings.sql_concurrency,
+        )
+    )
+    service = DatasetService(
+        app[ENGINE],
+        DatasetFiles(settings.data_dir / "datasets", settings.dataset_grace_s),
+        sandbox,
+        max_upload_bytes=settings.dataset_max_upload_mb * 1024 * 1024,
+    )
+    app[DATASETS] = service
+
+    async def sweep() -> None:
+        while True:
+            try:
+                await service.collect()
+            except (OSError, SQLAlchemyError):
+                log.exception("dataset_sweep_failed")
+            await asyncio.sleep(DATASET_SWEEP_S)
+
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sandbox.close()
 
 
 def egress_client_for(settings: Settings) -> EgressClient:

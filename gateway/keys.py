@@ -22,6 +22,7 @@ from gateway.oauth.flow import OAuthFlow
 from gateway.oauth.refresh import RefreshCoordinator
 from gateway.settings import Settings
 from runtime.pool import WorkerPool
+from writeback.datasets.service import DatasetService
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 METRICS: Final = web.AppKey("metrics", Metrics)
@@ -39,6 +40,7 @@ OAUTH_FLOW: Final = web.AppKey("oauth_flow", OAuthFlow)
 REFRESH: Final = web.AppKey("refresh", RefreshCoordinator)
 APPS: Final = web.AppKey("apps", AppService)
 ACTIONS: Final = web.AppKey("actions", ActionService)
+DATASETS: Final = web.AppKey("datasets", DatasetService)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

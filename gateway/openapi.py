@@ -23,6 +23,7 @@ from gateway.routes.accounts import AccountCreate, AccountUpdate, ShareCreate
 from gateway.routes.actions import ScopeSet
 from gateway.routes.apps import AccountMappingSet, InstanceCreate
 from gateway.routes.domo import ActionParameters
+from gateway.routes.datasets import QueryCreate
 from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate, UserPatch
 from gateway.routes.oauth import LinkCreate
 
@@ -44,6 +45,7 @@ REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     InstanceCreate,
     AccountMappingSet,
     ActionParameters,
+    QueryCreate,
 )
 
 DOCUMENT: Final = Path(__file__).with_name("openapi.yaml")

@@ -38,6 +38,7 @@ PROBLEMS: Final[Mapping[str, tuple[HTTPStatus, str]]] = {
     "egress_refused": (HTTPStatus.UNPROCESSABLE_ENTITY, "The script called a refused host"),
     "idempotency_key_reused": (HTTPStatus.UNPROCESSABLE_ENTITY, "Idempotency key reused"),
     "sql_refused": (HTTPStatus.UNPROCESSABLE_ENTITY, "The query was refused"),
+    "upload_refused": (HTTPStatus.UNPROCESSABLE_ENTITY, "The uploaded file was refused"),
     "app_bundle_refused": (HTTPStatus.UNPROCESSABLE_ENTITY, "The app archive was refused"),
     "too_many_requests": (HTTPStatus.TOO_MANY_REQUESTS, "Too many runs are waiting"),
     "internal_error": (HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error"),

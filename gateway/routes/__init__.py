@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import accounts, actions, apps, connectors, domo, identity, oauth, ops, runs
+from gateway.routes import (
+    accounts,
+    actions,
+    apps,
+    connectors,
+    datasets,
+    domo,
+    identity,
+    oauth,
+    ops,
+    runs,
+)
 
 
 def register_routes(app: web.Application) -> None:
@@ -18,3 +29,4 @@ def register_routes(app: web.Application) -> None:
     oauth.register(app)
     apps.register(app)
     domo.register(app)
+    datasets.register(app)

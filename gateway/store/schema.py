@@ -10,6 +10,7 @@ import actions.tables
 import gateway.accounts.tables
 import gateway.apps.tables
 import gateway.connectors.tables
+import gateway.datasets.tables
 import gateway.oauth.tables
 from gateway.store.tables import metadata
 
@@ -18,6 +19,7 @@ TABLE_MODULES = (
     gateway.accounts.tables,
     gateway.apps.tables,
     gateway.connectors.tables,
+    gateway.datasets.tables,
     gateway.oauth.tables,
 )
 
