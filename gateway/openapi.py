@@ -22,8 +22,8 @@ from gateway.connectors.models import ConnectorCreate, ConnectorUpdate, RunCreat
 from gateway.routes.accounts import AccountCreate, AccountUpdate, ShareCreate
 from gateway.routes.actions import ScopeSet
 from gateway.routes.apps import AccountMappingSet, InstanceCreate
-from gateway.routes.domo import ActionParameters
 from gateway.routes.datasets import QueryCreate
+from gateway.routes.domo import ActionParameters
 from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate, UserPatch
 from gateway.routes.oauth import LinkCreate
 
