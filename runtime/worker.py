@@ -44,13 +44,16 @@ _CHECK_STACK_BYTES: Final = 1024 * 1024
 
 
 class Outbox:
-    """Writes the worker's frames in order from a thread of its own.
+    """Writes the worker's frames in order, rows chunks and log lines from a thread of its own.
 
     Parsing and checking a rows chunk costs about as much as the script took to make it; done
-    here, it overlaps the script (the binding releases the GIL while JavaScript runs). The
-    queue is short, so a script cannot get far ahead of its checks. It also keeps the run's
-    last word: after a run's `result`, nothing but `ready` or `checked` leaves until the next
-    run.
+    on the writer thread, it overlaps the script (the binding releases the GIL while
+    JavaScript runs). The queue is short, so a script cannot get far ahead of its checks.
+    A frame the worker then waits on (a host call, the result, `ready`, `checked`) is written
+    by the calling thread once the queue is empty (`say`, `result`): handing it to the writer
+    thread would add a thread switch to every round trip, and a result handed over would wait
+    for the GIL while the next Context is prepared. It also keeps the run's last word: after a
+    run's `result`, nothing but `ready` or `checked` leaves until the next run.
     """
 
     def __init__(self, fd: int, on_violation: Callable[[], None]) -> None:
@@ -61,32 +64,46 @@ class Outbox:
         threading.Thread(target=self._write_all, name="frames", daemon=True).start()
 
     def frame(self, message: dict[str, Any]) -> None:
-        """Send a frame the worker built."""
+        """Send a frame the worker built, after what is queued, from the writer thread."""
         self._items.put(("frame", message))
 
     def rows(self, chunk_json: object) -> None:
         """Send a rows chunk of the prelude once it is checked."""
         self._items.put(("rows", chunk_json))
 
+    def say(self, message: dict[str, Any]) -> None:
+        """Send a frame the worker built now, on this thread, after everything queued."""
+        self._now("frame", message)
+
     def result(self, result_json: object) -> None:
-        """Send the prelude's result once it is checked."""
-        self._items.put(("result", result_json))
+        """Send the prelude's result now, on this thread, once it is checked."""
+        self._now("result", result_json)
 
     def drain(self) -> None:
         """Wait until everything put so far is written (or dropped)."""
         self._items.join()
 
+    def _now(self, kind: str, item: object) -> None:
+        # Once the queue is drained the writer thread waits for the next item: this thread
+        # alone touches `_ended` and the pipe until it queues one.
+        self.drain()
+        self._write(kind, item)
+
     def _write_all(self) -> None:
         while True:
             kind, item = self._items.get()
             try:
-                message = self._message(kind, item)
-                if message is not None:
-                    protocol.write_frame(self._fd, protocol.encode(message))
-            except BaseException:
-                os._exit(3)  # the pipe is gone: nothing more can be said
+                self._write(kind, item)
             finally:
                 self._items.task_done()
+
+    def _write(self, kind: str, item: object) -> None:
+        try:
+            message = self._message(kind, item)
+            if message is not None:
+                protocol.write_frame(self._fd, protocol.encode(message))
+        except BaseException:
+            os._exit(3)  # the pipe is gone: nothing more can be said
 
     def _message(self, kind: str, item: object) -> dict[str, Any] | None:
         if kind == "frame":
@@ -147,7 +164,8 @@ class Worker:
 
     # --- callables (string in, string out, never raising) -------------------------------
     def _host(self, op: Any, args_json: Any) -> str:
-        self._frames().drain()  # a chunk that is still being checked may end the run
+        outbox = self._frames()
+        outbox.drain()  # a chunk that is still being checked may end the run
         if self._poisoned:
             return _RUN_ENDED
         try:
@@ -156,7 +174,7 @@ class Worker:
             self._violation(exc)
             return _RUN_ENDED
         self._call_id += 1
-        self._send(call)
+        outbox.say(call)
         while True:
             payload = protocol.read_frame(self._in)
             message = json.loads(payload)
@@ -174,10 +192,10 @@ class Worker:
             return
         if len(line) > self._log_left:
             self._log_closed = True
-            self._send({"t": "log", "line": frames.LOG_TRUNCATED})
+            self._send_log({"t": "log", "line": frames.LOG_TRUNCATED})
             return
         self._log_left -= len(line)
-        self._send({"t": "log", "line": line})
+        self._send_log({"t": "log", "line": line})
 
     def _emit(self, chunk_json: Any) -> None:
         if not self._poisoned:
@@ -191,7 +209,7 @@ class Worker:
     def _violation(self, error: frames.FrameError) -> None:
         """The prelude handed over something malformed: the script subverted it. End the run."""
         self._poisoned = True
-        self._send(frames.error_result("script_exception", str(error)))
+        self._frames().say(frames.error_result("script_exception", str(error)))
 
     def _poison(self) -> None:
         self._poisoned = True
@@ -229,7 +247,7 @@ class Worker:
             self._outbox = Outbox(self._out, self._poison)
         return self._outbox
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send_log(self, message: dict[str, Any]) -> None:
         self._frames().frame(message)
 
     def _prepare(self) -> tuple[Any, Any, Any]:
@@ -261,14 +279,14 @@ class Worker:
         """Run scripts (and check others) until the pool closes the pipe."""
         while True:
             context, run, finish = self._prepare()
-            self._send({"t": "ready", "rss": _rss_bytes()})
+            self._frames().say({"t": "ready", "rss": _rss_bytes()})
             while True:
                 try:
                     message = json.loads(protocol.read_frame(self._in))
                 except protocol.ProtocolError:
                     return
                 if message.get("t") == "check":
-                    self._send(self._check(str(message["script"])))
+                    self._frames().say(self._check(str(message["script"])))
                     continue
                 if message.get("t") != "run":
                     raise protocol.ProtocolError(f"expected a run, got {message.get('t')!r}")
@@ -317,12 +335,12 @@ class Worker:
             result = finish()
         except quickjs.StackOverflow:
             if not self._poisoned:
-                self._send(frames.error_result("stack_overflow", "stack overflow"))
+                self._frames().say(frames.error_result("stack_overflow", "stack overflow"))
             return
         except quickjs.JSException as exc:
             if not self._poisoned:
                 out_of_memory = "out of memory" in str(exc)
-                self._send(
+                self._frames().say(
                     frames.error_result("memory_limit", "the script ran out of memory")
                     if out_of_memory
                     else frames.error_result("script_exception", str(exc).split("\n", 1)[0])
@@ -331,7 +349,9 @@ class Worker:
         if self._poisoned:
             return
         if not isinstance(result, str):
-            self._send(frames.error_result("worker_crashed", "the prelude returned no result"))
+            self._frames().say(
+                frames.error_result("worker_crashed", "the prelude returned no result")
+            )
             return
         self._frames().result(result)
 

@@ -257,3 +257,17 @@ def test_worker_outbox_ends_the_run_at_a_bad_chunk_and_says_nothing_more() -> No
     assert "tampered" in kinds[1]["error"]["message"]
     assert kinds[3]["line"] == "next run"
     assert violations == [True]
+
+
+def test_worker_outbox_says_a_frame_after_everything_queued_before_it() -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+        outbox = Outbox(write_fd, lambda: None)
+        outbox.rows('{"columns":["a"],"rows":[["x"]]}')
+        outbox.frame({"t": "log", "line": "queued"})
+        outbox.say({"t": "call", "id": 1, "op": "http.request", "args": {}})
+        kinds = [json.loads(protocol.read_frame(read_fd))["t"] for _ in range(3)]
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert kinds == ["rows", "log", "call"]
