@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import sys
 from collections.abc import MutableMapping
 from http import HTTPStatus
 from typing import Any
 
+import pytest
 import structlog
 
-from gateway.logconfig import processors
+from gateway.logconfig import configure_logging, processors
 from gateway.redaction import redact_text
 from tests.gateway.callers import Client, problem
 
@@ -100,3 +103,38 @@ async def test_an_oauth_code_in_a_callback_url_never_reaches_a_log_line(client: 
     )
     assert CANARY not in out.getvalue()
     assert "state=s" in out.getvalue()
+
+
+def test_configured_logging_redacts_gateway_events_and_library_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging()
+        structlog.get_logger("gateway.test").info(
+            "request_finished",
+            route="/api/v1/runs/{id}",
+            status=200,
+            note=f"sent Authorization: Bearer {CANARY}",
+            url=f"https://x.test/cb?code={CANARY}&page=2",
+            client_secret=CANARY,
+            plain="no-secret-here",
+        )
+        logging.getLogger("aiohttp.server").warning("saw Bearer %s", CANARY)
+    finally:
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert CANARY not in out.getvalue()
+    assert [line["level"] for line in lines] == ["info", "warning"]
+    event = lines[0]
+    assert event["route"] == "/api/v1/runs/{id}"
+    assert event["status"] == 200
+    assert event["plain"] == "no-secret-here"
+    assert event["url"] == "https://x.test/cb?code=[redacted]&page=2"
+    assert event["client_secret"] == "[redacted]"
+    assert lines[1]["event"] == "saw Bearer [redacted]"
