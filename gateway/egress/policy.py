@@ -14,6 +14,7 @@ Literal IPv4 hosts are read the way glibc's `inet_aton` reads them (`2130706433`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,8 +126,12 @@ def literal_address(host: str) -> IPAddress | None:
     return address
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_host(host: str) -> str:
     """Return `host` as the allow-list compares it: IDNA, lower case, canonical IP.
+
+    Every request checks its host two or three times, and scripts call few hosts: the
+    answers are kept (a refusal is not, it raises).
 
     Raises:
         ValueError: the host is empty or not a valid name or address.
@@ -469,7 +474,13 @@ def parse_host_patterns(texts: Sequence[str] | None) -> tuple[HostPattern, ...] 
     Raises:
         ValueError: a pattern is malformed.
     """
-    return None if texts is None else tuple(HostPattern.parse(t) for t in texts)
+    return None if texts is None else tuple(_host_pattern(t) for t in texts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_pattern(text: str) -> HostPattern:
+    # Parsed for every run of a connector, always the same few texts.
+    return HostPattern.parse(text)
 
 
 def host_allowed(host: str, port: int, patterns: Sequence[HostPattern] | None) -> bool:

@@ -78,6 +78,10 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
 def redact_url(url: URL, secrets: Sequence[str] = ()) -> str:
     """Render `url` for a trace: no userinfo or fragment, secret-looking query values
     and every value in `secrets` replaced by `[redacted]`."""
+    return _redact_url(url, Redactor(secrets))
+
+
+def _redact_url(url: URL, redactor: Redactor) -> str:
     text = str(url.with_user(None).with_query(None).with_fragment(None))
     if url.raw_query_string:
         items = []
@@ -85,7 +89,7 @@ def redact_url(url: URL, secrets: Sequence[str] = ()) -> str:
             name, sep, _ = item.partition("=")
             items.append(f"{name}={REDACTED}" if sep and _secret_key(name) else item)
         text += "?" + "&".join(items)
-    return scrub(text, secrets)
+    return redactor.text(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +167,7 @@ class EgressSession:
     ) -> None:
         self._client = client
         self._patterns = patterns
-        self._secrets = tuple(secrets)
+        self._redactor = Redactor(secrets)  # once per run, not per message
 
     async def send(self, request: HttpRequest, *, max_body_bytes: int) -> HttpResponse:
         """Send `request`, following at most `max_redirects` redirects, each re-checked.
@@ -186,7 +190,7 @@ class EgressSession:
                 hop = self._follow(hop, answer, trace)
         trace[-1] = trace[-1].model_copy(update={"error": "too_many_redirects"})
         message = f"more than {limit} redirects (the last from host {hop.url.raw_host})"
-        raise HostCallError("too_many_redirects", scrub(message, self._secrets), trace=trace)
+        raise HostCallError("too_many_redirects", self._redactor.text(message), trace=trace)
 
     def _first_hop(self, request: HttpRequest, trace: list[HttpTraceEntry]) -> _Hop:
         method = request.method.upper() if request.method.upper() in METHODS else "?"
@@ -229,11 +233,11 @@ class EgressSession:
     def _refused(
         self, method: str, url: URL | None, code: str, message: str, trace: list[HttpTraceEntry]
     ) -> HostCallError:
-        shown = "[invalid url]" if url is None else redact_url(url, self._secrets)
+        shown = "[invalid url]" if url is None else _redact_url(url, self._redactor)
         trace.append(
             HttpTraceEntry(method=method, url=shown, status=None, duration_ms=0.0, error=code)
         )
-        return HostCallError(code, scrub(message, self._secrets), trace=trace)
+        return HostCallError(code, self._redactor.text(message), trace=trace)
 
     async def _exchange(
         self, hop: _Hop, cap: int, deadline: float, trace: list[HttpTraceEntry]
@@ -243,7 +247,7 @@ class EgressSession:
             answer = await self._dispatch(hop, cap, deadline)
         except _Failure as failure:
             trace.append(self._entry(hop, started, failure.status, failure.code))
-            message = scrub(failure.message, self._secrets)
+            message = self._redactor.text(failure.message)
             raise HostCallError(failure.code, message, trace=trace) from None
         trace.append(self._entry(hop, started, answer.status, None))
         return answer
@@ -253,7 +257,7 @@ class EgressSession:
     ) -> HttpTraceEntry:
         return HttpTraceEntry(
             method=hop.method,
-            url=redact_url(hop.url, self._secrets),
+            url=_redact_url(hop.url, self._redactor),
             status=status,
             duration_ms=round((time.monotonic() - started) * 1000, 3),
             error=error,
