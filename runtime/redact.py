@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -25,17 +26,28 @@ def _forms(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+@functools.lru_cache(maxsize=256)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The pattern of every form of `secrets`, longest first (a secret containing another is
+    replaced whole).
+
+    Every run builds it, mostly for the same few accounts: kept for the last 256 secret sets.
+    `re` keeps its last 512 compiled patterns anyway, these among them, so the cache holds
+    no secret in memory that would not be there without it.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= MIN_SECRET_LENGTH:
+            forms |= _forms(secret)
+    ordered = sorted(forms, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+
 class Redactor:
     """Knows one run's secrets and scrubs them from any text."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if len(secret) >= MIN_SECRET_LENGTH:
-                forms |= _forms(secret)
-        # Longest first, so a secret containing another is replaced whole.
-        ordered = sorted(forms, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._pattern = _pattern(tuple(secrets))
 
     def __bool__(self) -> bool:
         return self._pattern is not None
