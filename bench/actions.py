@@ -9,7 +9,9 @@ Side by side in one run on the same machine (SPEC 10):
   call and answers the first cell.
 Each is loaded at 1 and 32 concurrent callers by a load generator in its own process
 (`bench.loadgen`), bare and gateway in alternating rounds so load on a shared machine hits them
-alike. Prints requests/s of both, the ratio, p50/p99 of both and the latency the gateway adds.
+alike. Prints requests/s of both, the ratio, p50/p99 of both and the latency the gateway adds,
+the CPU each side's processes spent per request (what it could serve with the machine to
+itself) and how many cores the rest of the machine used meanwhile (what the numbers shared).
 Everything listens on 127.0.0.1 only; the run takes about a minute.
 """
 
@@ -21,13 +23,14 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from yarl import URL
 
 from bench.common import Row, at_least, at_most, summarize
+from bench.cpu import children, cpu_by_pid, machine_busy_seconds, reaped_children_seconds, spent
 from bench.gatewayproc import Gateway, Target
 from bench.runtime import as_json, machine, table
 from bench.upstream import ChildServer, Upstream
@@ -41,6 +44,14 @@ TARGET_ADDED_P99_MS: Final = 10.0
 _LOADGEN_GRACE_S: Final = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class Side:
+    """A server under test: the request that loads it and its processes (for their CPU)."""
+
+    target: Target
+    pids: Callable[[], list[int]]
+
+
 @dataclass(slots=True)
 class Load:
     """What one side did at one load, summed over its rounds."""
@@ -49,6 +60,7 @@ class Load:
     errors: int = 0
     first_error: str = ""
     seconds: float = 0.0
+    cpu_s: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
     def add(self, tally: dict[str, Any]) -> None:
@@ -58,6 +70,17 @@ class Load:
         self.first_error = self.first_error or str(tally["first_error"])
         self.seconds += float(tally["seconds"])
         self.latencies += [float(x) for x in tally["latencies"]]
+
+    async def round(self, side: Side, concurrency: int, seconds: float) -> None:
+        """Load `side` once and add what it did and the CPU its processes spent."""
+        before = cpu_by_pid(side.pids())
+        self.add(await generate(side.target, concurrency, seconds))
+        self.cpu_s += spent(before, cpu_by_pid(side.pids()))
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server-side CPU milliseconds per request."""
+        return self.cpu_s / self.done * 1000 if self.done else math.nan
 
     @property
     def rate(self) -> float:
@@ -101,6 +124,9 @@ def _side_rows(key: str, label: str, load: Load, concurrency: int) -> list[Row]:
             stats.p50, "ms"),
         Row(f"{key}.c{concurrency}.p99", SECTION, f"{label}, {concurrency} callers: p99",
             stats.p99, "ms"),
+        Row(f"{key}.c{concurrency}.cpu", SECTION,
+            f"{label}, {concurrency} callers: server CPU per request", load.cpu_ms, "ms",
+            note="the gateway process and its workers" if key == "gateway" else ""),
     ]  # fmt: skip
 
 
@@ -122,34 +148,59 @@ def _compare_rows(bare: Load, gateway: Load, concurrency: int) -> list[Row]:
     ]  # fmt: skip
 
 
-async def _upstream_rows(upstream: Target, seconds: float) -> list[Row]:
+async def _upstream_rows(upstream: Side, seconds: float) -> list[Row]:
     rows: list[Row] = []
     for concurrency in LOADS:
         load = Load()
-        load.add(await generate(upstream, concurrency, seconds))
+        await load.round(upstream, concurrency, seconds)
         rows += _side_rows("upstream", "upstream alone", load, concurrency)
     return rows
+
+
+class _Others:
+    """How many cores processes other than the benchmark's kept busy while it measured."""
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self._pids = pids
+        self._started = time.perf_counter()
+        self._machine = machine_busy_seconds()
+        self._ours = cpu_by_pid(pids())
+        self._reaped = reaped_children_seconds()
+
+    def row(self) -> Row:
+        """The cores the rest of the machine used, as a row."""
+        ours = spent(self._ours, cpu_by_pid(self._pids()))
+        ours += reaped_children_seconds() - self._reaped  # the load generators
+        busy = machine_busy_seconds() - self._machine
+        cores = max(0.0, busy - ours) / (time.perf_counter() - self._started)
+        return Row("machine.other_cores", SECTION, "other processes meanwhile", cores, "cores",
+                   note="CPU the rest of the machine used: the numbers above share it")  # fmt: skip
 
 
 async def measure(rounds: int, seconds: float) -> list[Row]:
     """Start the three servers, then measure each load in alternating rounds."""
     async with Upstream(raw=True) as upstream:
-        up = Target("upstream", URL(upstream.url), (), "")
+        up = Side(Target("upstream", URL(upstream.url), (), ""), lambda: [upstream.pid])
         rows = await _upstream_rows(up, seconds)
         async with ChildServer("bench.bare", upstream.url) as bare, Gateway(upstream.url) as gw:
             assert gw.target is not None
-            sides = {"bare": Target("bare", URL(bare.url), (), "{}"), "gateway": gw.target}
-            for target in sides.values():  # warm-up: connections, caches, JIT-free but cold
-                await generate(target, 32, min(seconds, 1.0))
+            sides = {
+                "bare": Side(Target("bare", URL(bare.url), (), "{}"), lambda: [bare.pid]),
+                "gateway": Side(gw.target, lambda: [gw.pid, *children(gw.pid)]),
+            }
+            for side in sides.values():  # warm-up: connections, caches, a first of each
+                await generate(side.target, 32, min(seconds, 1.0))
+            others = _Others(lambda: [upstream.pid, bare.pid, gw.pid, *children(gw.pid)])
             for concurrency in LOADS:
                 loads = {name: Load() for name in sides}
                 for _ in range(rounds):
-                    for name, target in sides.items():
-                        loads[name].add(await generate(target, concurrency, seconds))
+                    for name, side in sides.items():
+                        await loads[name].round(side, concurrency, seconds)
                 rows += _side_rows("bare", "bare aiohttp", loads["bare"], concurrency)
                 rows += _side_rows("gateway", f"gateway ({gw.target.name})", loads["gateway"],
                                    concurrency)  # fmt: skip
                 rows += _compare_rows(loads["bare"], loads["gateway"], concurrency)
+            rows.append(others.row())
     return rows
 
 

@@ -97,6 +97,11 @@ class ChildServer:
         self._argv = (module, *args)
         self.url = ""
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (0 before it started)."""
+        return self._process.pid if self._process is not None else 0
+
     async def __aenter__(self) -> Self:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
