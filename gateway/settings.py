@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gateway.apps.origin import DEFAULT_TEMPLATE, InstanceOrigins
 from gateway.crypto import KeyRing
 from gateway.egress.policy import AddressPolicy, validate_url
 from gateway.store.engine import async_url
@@ -49,6 +50,7 @@ def _check_public_url(url: str) -> None:
 _PARSED_BY: Final[Mapping[str, Callable[..., object]]] = {
     "database_url": _check_database_url,
     "public_url": _check_public_url,
+    "apps_origin": InstanceOrigins,
     "egress_allowed_networks": lambda value: AddressPolicy(allowed_networks=value),
     "egress_resolve": lambda value: AddressPolicy(resolve=value),
     "egress_connect_to": lambda value: AddressPolicy(connect_to=value),
@@ -73,7 +75,10 @@ class Settings(BaseSettings):
     egress_resolve: CommaList = ()
     egress_connect_to: CommaList = ()
     egress_ca_file: Path | None = None
-    apps_origin: str = "http://{instance}.apps.localhost:8080"
+    # None: `http://{instance}.apps.localhost:PORT`, on the gateway's own port.
+    apps_origin: str | None = None
+    # How long an app session lasts (decision 0018: a working day, never extended).
+    app_session_hours: int = Field(default=8, ge=1, le=24 * 7)
     run_retention_days: int = Field(default=30, ge=1)
 
     @field_validator(
@@ -102,6 +107,19 @@ class Settings(BaseSettings):
         if value:
             KeyRing(value)  # raises KeyConfigError (a ValueError) naming the bad entry
         return value
+
+
+    def public_base(self) -> str:
+        """The gateway's own origin for browsers: `GATEWAY_PUBLIC_URL`, else where it listens."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def instance_origins(self) -> InstanceOrigins:
+        """The app instances' origins (`GATEWAY_APPS_ORIGIN`, by default on this port)."""
+        template = self.apps_origin or DEFAULT_TEMPLATE.replace("{port}", str(self.port))
+        return InstanceOrigins(template)
 
 
 def load_settings(**overrides: object) -> Settings:
