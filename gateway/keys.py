@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import SecretVault
+from gateway.apps.origin import InstanceOrigins
 from gateway.apps.service import AppService
+from gateway.apps.sessions import AppSessions
 from gateway.connectors.runs import RunService
 from gateway.connectors.service import ConnectorService
 from gateway.egress import EgressClient
@@ -37,6 +39,8 @@ OAUTH_CLIENTS: Final = web.AppKey("oauth_clients", ClientConfigs)
 OAUTH_FLOW: Final = web.AppKey("oauth_flow", OAuthFlow)
 REFRESH: Final = web.AppKey("refresh", RefreshCoordinator)
 APPS: Final = web.AppKey("apps", AppService)
+APP_SESSIONS: Final = web.AppKey("app_sessions", AppSessions)
+INSTANCE_ORIGINS: Final = web.AppKey("instance_origins", InstanceOrigins)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

@@ -108,7 +108,6 @@ class Settings(BaseSettings):
             KeyRing(value)  # raises KeyConfigError (a ValueError) naming the bad entry
         return value
 
-
     def public_base(self) -> str:
         """The gateway's own origin for browsers: `GATEWAY_PUBLIC_URL`, else where it listens."""
         if self.public_url:

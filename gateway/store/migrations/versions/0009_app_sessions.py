@@ -80,9 +80,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_app_codes")),
         *_owned("app_codes"),
-        sa.CheckConstraint(
-            "purpose IN ('launch', 'exchange')", name=op.f("ck_app_codes_purpose")
-        ),
+        sa.CheckConstraint("purpose IN ('launch', 'exchange')", name=op.f("ck_app_codes_purpose")),
         sa.UniqueConstraint("code_hash", name=op.f("uq_app_codes_code_hash")),
         sa.UniqueConstraint("customer_id", "id", name=op.f("uq_app_codes_customer_id_id")),
     )
