@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import socket
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Final
 
-from aiohttp import ClientResponse, ClientSession, CookieJar, TCPConnector
+from aiohttp import ClientSession, CookieJar, TCPConnector
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
@@ -104,8 +104,3 @@ def session_of(browser: ClientSession, client: Client, instance_id: str) -> str:
     """The session cookie the browser holds for the instance's origin."""
     cookies = browser.cookie_jar.filter_cookies(URL(origin(client, instance_id)))
     return cookies["ryuu_sid"].value
-
-
-async def json_of(response: ClientResponse) -> Any:
-    """The JSON body, whatever the JSON content type."""
-    return await response.json(content_type=None)
