@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
+from yarl import URL
 
 from gateway.apps.origin import DEFAULT_TEMPLATE, InstanceOrigins
 from gateway.crypto import KeyRing
@@ -99,6 +100,19 @@ class Settings(BaseSettings):
     def _parses(cls, value: object, info: ValidationInfo) -> object:
         if value is not None and info.field_name is not None:
             _PARSED_BY[info.field_name](value)  # raises ValueError naming what is wrong
+        return value
+
+    @field_validator("apps_origin")
+    @classmethod
+    def _apart_from_the_gateway(cls, value: str | None, info: ValidationInfo) -> str | None:
+        public_url = info.data.get("public_url")
+        if value is not None and public_url:
+            authority = URL(public_url).raw_authority
+            if InstanceOrigins(value).instance_of(authority) is not None:
+                raise ValueError(
+                    f"GATEWAY_PUBLIC_URL ({authority}) would be an app instance's origin: "
+                    "give the apps a domain of their own"
+                )
         return value
 
     @field_validator("encryption_keys")

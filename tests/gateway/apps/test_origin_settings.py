@@ -36,6 +36,19 @@ def test_a_bad_template_names_the_variable(template: str, message: str) -> None:
         load_settings(apps_origin=template)
 
 
+def test_the_gateway_may_not_live_in_the_apps_domain() -> None:
+    with pytest.raises(SettingsError, match="GATEWAY_APPS_ORIGIN: GATEWAY_PUBLIC_URL"):
+        load_settings(
+            public_url="https://gateway.apps.example.com",
+            apps_origin="https://{instance}.apps.example.com",
+        )
+    apart = load_settings(
+        public_url="https://gateway.example.com",
+        apps_origin="https://{instance}.apps.example.com",
+    )
+    assert apart.public_base() == "https://gateway.example.com"
+
+
 def test_serve_exits_2_on_a_bad_template(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
