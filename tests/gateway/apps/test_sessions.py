@@ -3,9 +3,12 @@ aside, their token, instance and app (THREATS I5)."""
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 
+import structlog
 from aiohttp import ClientSession
+from yarl import URL
 
 from gateway.identity.principal import Role
 from gateway.keys import APP_SESSIONS, IDENTITY
@@ -145,3 +148,23 @@ async def test_expired_sessions_and_codes_are_swept(
     later = utcnow() + sessions.ttl
     sessions.clock = lambda: later
     assert await sessions.purge_expired() == 2
+
+
+async def test_no_link_code_or_session_id_reaches_a_log_line(
+    client: Client, owner: Caller, browser: ClientSession
+) -> None:
+    app_id, iid = await place_instance(client, owner)
+    with structlog.testing.capture_logs() as captured:
+        launched = await client.post(
+            f"/api/v1/apps/{app_id}/instances/{iid}/launch", headers=owner.headers
+        )
+        link = URL((await launched.json())["url"])
+        first = await client.get(link.path_qs, allow_redirects=False)
+        code = URL(first.headers["Location"]).query["code"]
+        await browser.get(first.headers["Location"])
+        sid = session_of(browser, client, iid)
+        await browser.get(origin(client, iid) + "/", params={"ryuu_sid": sid})
+    lines = json.dumps(captured, default=str)
+    assert '"app_session_opened"' in lines
+    for secret in (link.query["link"], code, sid):
+        assert secret not in lines
