@@ -5,14 +5,18 @@ what the instance origin refuses."""
 from __future__ import annotations
 
 import re
+import socket
 from datetime import timedelta
 from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession, web
+from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from gateway.app import create_app
+from gateway.identity.principal import Role
 from gateway.keys import APP_INSTANCE, APP_SESSIONS, PRINCIPAL
 from gateway.settings import Settings
 from gateway.store.tables import utcnow
@@ -22,7 +26,7 @@ from tests.gateway.apps.browser import (
     place_instance,
     sign_in,
 )
-from tests.gateway.callers import Caller, Client, problem
+from tests.gateway.callers import Caller, Client, make_caller, problem
 from tests.openapi_check import Conformance, watch
 
 WHOAMI = "/domo/test/whoami"
@@ -404,3 +408,36 @@ async def test_opening_needs_a_caller_and_the_callers_customers_instance(
         await client.get("/apps/nothing/", headers=owner.headers, allow_redirects=False),
     ):
         await problem(response, HTTPStatus.NOT_FOUND, "not_found")
+
+
+async def test_on_https_the_cookie_is_secure_and_host_prefixed(
+    listener: socket.socket,  # first: it is closed after the server that serves on it
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+    browser: ClientSession,
+) -> None:
+    port = listener.getsockname()[1]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        workers=1,
+        port=port,
+        apps_origin=f"https://{{instance}}.apps.localhost:{port}",
+    )
+    client = await aiohttp_client(
+        create_app(settings), server_kwargs={"socket_factory": lambda *_: listener}
+    )
+    owner = await make_caller(client, "acme", "olga@acme.test", Role.MEMBER)
+    _, iid = await place_instance(client, owner)
+    location = URL(await exchange_url(client, owner, iid))
+    assert location.scheme == "https"
+    # The test server speaks plain HTTP; the Host header is what names the origin.
+    exchanged = await browser.get(location.with_scheme("http"), allow_redirects=False)
+    cookie = exchanged.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-ryuu_sid=rs_")
+    assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+    sid = cookie.split(";")[0].split("=", 1)[1]
+    page = await browser.get(
+        location.with_scheme("http").with_path("/app.js"),
+        headers={"Cookie": f"__Host-ryuu_sid={sid}"},
+    )
+    assert page.status == HTTPStatus.OK
