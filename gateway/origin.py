@@ -26,6 +26,7 @@ from gateway.apps.pages import (
     content_type,
     inject_session,
 )
+from gateway.apps.sessions import AppSession
 from gateway.errors import Forbidden
 from gateway.keys import APP_INSTANCE, APP_SESSIONS, APPS, INSTANCE_ORIGINS, PRINCIPAL
 from gateway.problems import ProblemError
@@ -80,15 +81,13 @@ async def _route(request: web.Request, handler: Handler, instance_id: str) -> we
             (never a redirect: apps read JSON).
         Forbidden: a state-changing request from another origin.
     """
-    secret, from_cookie = _presented(request, query=False)
-    session = (
-        None if secret is None else await request.app[APP_SESSIONS].resolve(instance_id, secret)
-    )
-    if session is None:
+    found = await _session(request, instance_id, query=False)
+    if found is None:
         raise ProblemError(
             "unauthenticated",
             "no session of this app instance: open the app from the gateway again",
         )
+    session, _, from_cookie = found
     _check_same_origin(request, instance_id, from_cookie=from_cookie)
     request[PRINCIPAL] = session.principal
     request[APP_INSTANCE] = instance_id
@@ -146,6 +145,17 @@ def _presented(request: web.Request, *, query: bool) -> tuple[str | None, bool]:
     return request.cookies.get(session_cookie(request.app[INSTANCE_ORIGINS].secure)), True
 
 
+async def _session(
+    request: web.Request, instance_id: str, *, query: bool
+) -> tuple[AppSession, str, bool] | None:
+    """The live session the request presents, its id, and whether it came from the cookie."""
+    secret, from_cookie = _presented(request, query=query)
+    if secret is None:
+        return None
+    session = await request.app[APP_SESSIONS].resolve(instance_id, secret)
+    return None if session is None else (session, secret, from_cookie)
+
+
 async def _exchange(request: web.Request, instance_id: str) -> web.Response:
     """Trade the one-time `code` for a session: the cookie, then 302 to `/`."""
     code = request.query.get("code", "")
@@ -182,12 +192,10 @@ async def _static(request: web.Request, instance_id: str) -> web.Response:
     """One of the app's files, to a holder of the session; pages get the session script."""
     if request.method not in ("GET", "HEAD"):
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
-    secret, _ = _presented(request, query=True)
-    session = (
-        None if secret is None else await request.app[APP_SESSIONS].resolve(instance_id, secret)
-    )
-    if secret is None or session is None:
+    found = await _session(request, instance_id, query=True)
+    if found is None:
         return _page(UNAUTHENTICATED_PAGE, HTTPStatus.UNAUTHORIZED)
+    session, secret, _ = found
     path = request.path.removeprefix("/")
     if not path or path.endswith("/"):
         path += "index.html"
