@@ -13,6 +13,8 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from actions.idempotency import IdempotencyKeys
+from actions.service import ActionService
 from gateway.accounts.service import AccountService, AccountsForRuns
 from gateway.accounts.vault import SecretVault
 from gateway.apps.service import AppService
@@ -26,9 +28,11 @@ from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.service import IdentityService
 from gateway.keys import (
     ACCOUNTS,
+    ACTIONS,
     APP_SESSIONS,
     APPS,
     CONNECTORS,
+    DATASETS,
     EGRESS,
     ENGINE,
     IDENTITY,
@@ -56,6 +60,9 @@ from gateway.store.engine import close_engine, create_engine, database_url_for
 from gateway.store.migrate import upgrade
 from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
+from writeback.datasets.sandbox import SandboxLimits, SqlSandbox
+from writeback.datasets.service import DatasetService
+from writeback.datasets.storage import DatasetFiles
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -83,6 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_egress_client)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_run_retention)
+    app.cleanup_ctx.append(_datasets)
     register_routes(app)
     return app
 
@@ -152,7 +160,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             identity=identity,
             redirect_uri=callback_url(settings),
         )
-        app[RUNS] = RunService(
+        app[RUNS] = runs = RunService(
             engine,
             connectors,
             app[POOL],
@@ -161,6 +169,9 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             oauth=OAuthForRuns(clients, coordinator, app[EGRESS]),
             metrics=metrics,
             state=ScriptStates(engine, keyring),
+        )
+        app[ACTIONS] = ActionService(
+            connectors.versions, apps, accounts, runs, IdempotencyKeys(engine)
         )
         yield
     finally:
@@ -188,18 +199,22 @@ RETENTION_SWEEP_S = 6 * 3600
 
 @asynccontextmanager
 async def _run_retention(app: web.Application) -> AsyncIterator[None]:
-    """Delete runs past `GATEWAY_RUN_RETENTION_DAYS`, and expired app sessions and codes:
-    once at start, then every few hours."""
+    """Delete runs past `GATEWAY_RUN_RETENTION_DAYS`, idempotency keys past their 24 hours,
+    and expired app sessions and codes: once at start, then every few hours."""
     retention = timedelta(days=app[SETTINGS].run_retention_days)
 
     async def purge() -> None:
         try:
-            purged = await app[RUNS].purge_runs(utcnow() - retention)
+            now = utcnow()
+            purged = await app[RUNS].purge_runs(now - retention)
+            keys = await app[ACTIONS].idempotency.purge(now)
         except SQLAlchemyError:
             log.exception("run_retention_failed")
             return
         if purged:
             log.info("runs_purged", count=purged)
+        if keys:
+            log.info("idempotency_keys_purged", count=keys)
         try:
             expired = await app[APP_SESSIONS].purge_expired()
         except SQLAlchemyError:
@@ -221,6 +236,47 @@ async def _run_retention(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+DATASET_SWEEP_S = 600
+
+
+@asynccontextmanager
+async def _datasets(app: web.Application) -> AsyncIterator[None]:
+    """The dataset service, its SQL sandbox, and a sweep of files no version needs any more."""
+    settings = app[SETTINGS]
+    sandbox = SqlSandbox(
+        SandboxLimits(
+            timeout_s=settings.sql_timeout_s,
+            memory_mb=settings.sql_memory_mb,
+            threads=settings.sql_threads,
+            concurrency=settings.sql_concurrency,
+        )
+    )
+    service = DatasetService(
+        app[ENGINE],
+        DatasetFiles(settings.data_dir / "datasets", settings.dataset_grace_s),
+        sandbox,
+        max_upload_bytes=settings.dataset_max_upload_mb * 1024 * 1024,
+    )
+    app[DATASETS] = service
+
+    async def sweep() -> None:
+        while True:
+            try:
+                await service.collect()
+            except (OSError, SQLAlchemyError):
+                log.exception("dataset_sweep_failed")
+            await asyncio.sleep(DATASET_SWEEP_S)
+
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sandbox.close()
 
 
 def egress_client_for(settings: Settings) -> EgressClient:

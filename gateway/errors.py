@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 
@@ -10,11 +11,19 @@ class GatewayError(Exception):
 
     code: ClassVar[str] = "bad_request"
 
-    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         # Seconds after which the caller may try again, when that is known (Retry-After).
         self.retry_after = retry_after
+        # Extension members of the problem (a failed run's `run_id`), shown to the caller.
+        self.extra = dict(extra or {})
 
 
 class Unauthenticated(GatewayError):

@@ -7,6 +7,7 @@ from typing import Final
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actions.service import ActionService
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import SecretVault
 from gateway.apps.origin import InstanceOrigins
@@ -23,6 +24,7 @@ from gateway.oauth.flow import OAuthFlow
 from gateway.oauth.refresh import RefreshCoordinator
 from gateway.settings import Settings
 from runtime.pool import WorkerPool
+from writeback.datasets.service import DatasetService
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 METRICS: Final = web.AppKey("metrics", Metrics)
@@ -41,6 +43,8 @@ REFRESH: Final = web.AppKey("refresh", RefreshCoordinator)
 APPS: Final = web.AppKey("apps", AppService)
 APP_SESSIONS: Final = web.AppKey("app_sessions", AppSessions)
 INSTANCE_ORIGINS: Final = web.AppKey("instance_origins", InstanceOrigins)
+ACTIONS: Final = web.AppKey("actions", ActionService)
+DATASETS: Final = web.AppKey("datasets", DatasetService)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

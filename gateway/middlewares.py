@@ -90,7 +90,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         retry = exc.retry_after
         headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None
         return problem_response(
-            exc.code, exc.detail, instance=instance, errors=errors, headers=headers
+            exc.code, exc.detail, instance=instance, errors=errors, headers=headers, extra=exc.extra
         )
     except PoolBusy as exc:
         # The run queue is full: for this customer (429) or for everyone (503).

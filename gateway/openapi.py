@@ -22,6 +22,8 @@ from gateway.connectors.models import ConnectorCreate, ConnectorUpdate, RunCreat
 from gateway.routes.accounts import AccountCreate, AccountUpdate, ShareCreate
 from gateway.routes.actions import ScopeSet
 from gateway.routes.apps import AccountMappingSet, InstanceCreate
+from gateway.routes.datasets import QueryCreate
+from gateway.routes.domo import ActionParameters
 from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate, UserPatch
 from gateway.routes.oauth import LinkCreate
 
@@ -42,6 +44,8 @@ REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     AppManifest,
     InstanceCreate,
     AccountMappingSet,
+    ActionParameters,
+    QueryCreate,
 )
 
 DOCUMENT: Final = Path(__file__).with_name("openapi.yaml")

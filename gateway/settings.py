@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # How long an app session lasts (decision 0018: a working day, never extended).
     app_session_hours: int = Field(default=8, ge=1, le=24 * 7)
     run_retention_days: int = Field(default=30, ge=1)
+    # Datasets (SPEC 7; decision 0021): upload cap, how long replaced files stay readable
+    # for queries that started on them, and the SQL sandbox's limits.
+    dataset_max_upload_mb: int = Field(default=10240, ge=1)
+    dataset_grace_s: float = Field(default=3600.0, ge=0)
+    sql_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    sql_memory_mb: int = Field(default=512, ge=16)
+    sql_threads: int = Field(default=2, ge=1, le=64)
+    sql_concurrency: int = Field(default=4, ge=1, le=256)
 
     @field_validator(
         "encryption_keys",

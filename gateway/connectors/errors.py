@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.errors import Forbidden, NotFound, ValidationFailed
+from gateway.errors import Forbidden, GatewayError, NotFound, ValidationFailed
 
 
 class Invalid(ValidationFailed):
@@ -40,3 +40,27 @@ class ScopeNotAllowed(Forbidden):
     """The caller may not give an action this scope, or take it away (SPEC 5)."""
 
     code = "scope_not_allowed"
+
+
+class ScriptFailed(GatewayError):
+    """A run ended in `datagrid.error`, an exception or another script error (SPEC 4.3)."""
+
+    code = "script_failed"
+
+
+class UpstreamUnavailable(GatewayError):
+    """A run's upstream did not answer: refused, reset, unresolved, TLS, or too slow."""
+
+    code = "upstream_unavailable"
+
+
+class EgressRefused(GatewayError):
+    """A run called a host the egress policy refuses."""
+
+    code = "egress_refused"
+
+
+class DeadlineExceeded(GatewayError):
+    """A run's script was still working when its wall-clock deadline ended it."""
+
+    code = "deadline_exceeded"

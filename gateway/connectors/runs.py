@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -18,6 +20,7 @@ from gateway.connectors.models import (
     OAuth2Auth,
     ParameterType,
     RunCreate,
+    Scope,
     ScriptKind,
     parameter_errors,
 )
@@ -25,6 +28,7 @@ from gateway.connectors.records import Connector
 from gateway.connectors.service import AccountSource, ConnectorService
 from gateway.connectors.state import RunOnlyState, ScriptStates
 from gateway.connectors.tables import runs
+from gateway.connectors.versions import Runnable
 from gateway.egress import EgressClient
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.principal import Principal
@@ -42,7 +46,10 @@ log = structlog.get_logger(__name__)
 
 # SPEC 3.1: a development run has 30 s and 10,000 HTTP calls unless the connector says more.
 DEV_RUN_LIMITS: Final = Limits(wall_time_s=30.0, http_calls=10_000)
+# An action has 30 s, 100 HTTP calls and 10,000 result rows unless the connector says more.
+ACTION_RUN_LIMITS: Final = Limits(wall_time_s=30.0, http_calls=100, result_rows=10_000)
 DEV_RUN: Final = "dev"
+ACTION_RUN: Final = "action"
 AUTH_CHECK: Final = "auth"
 
 
@@ -62,6 +69,11 @@ class StoredRun:
     created_at: datetime
     version: int | None = None
     """The published version the run used; None for a run of the draft (SPEC 4.3)."""
+    scope: Scope | None = None
+    """The scope an action ran in; None for other runs."""
+    timings: dict[str, float] | None = None
+    """An action's `resolution_ms` (action, scope, account, refresh) and `run_ms` (queue and
+    script); None for other runs."""
     cut_off_host: str | None = None
     """The host whose answer the run was still waiting for when its deadline ended it (a
     time-out of the upstream rather than of the script); known only to the caller of the
@@ -138,7 +150,9 @@ class RunService:
         if principal.user_id != connector.owner_id:
             raise Forbidden("only the connector's owner runs its draft")
         _check_request(connector, body)
-        account = await self._account(principal, connector, body)
+        account = await self._account(
+            principal, connector, body.account_id, credentials=body.credentials
+        )
         if source is None:
             target = f"discovery script for {param!r}" if param else f"{kind.value} script"
             raise Conflict(f"upload the connector's {target} first")
@@ -151,6 +165,50 @@ class RunService:
             account,
             parameters=dict(body.parameters),
             report=body.report,
+        )
+
+    async def run_action(
+        self,
+        principal: Principal,
+        runnable: Runnable,
+        *,
+        account_id: str | None,
+        resolution: dict[str, JsonValue],
+        parameters: dict[str, JsonValue],
+        scope: Scope,
+        started: float,
+    ) -> StoredRun:
+        """Run an action's process script as resolved by the action service, and store it.
+
+        The account (when `account_id` is given) passes the rules of a dev run's account:
+        the caller's own or shared with it, of the connector's key, not `needs_reauth`, and
+        an OAuth 2.0 token refreshed first when it expires soon. `started` is the
+        `time.perf_counter()` at which the request's resolution began (for the timings).
+
+        Raises:
+            Conflict: what is run has no process script.
+            NotFound, AccountNotAccessible, ProviderMismatch: as `AccountSource` says.
+            AccountNeedsReauth: the OAuth 2.0 account must be authorised again.
+            RefreshUnavailable: its token expired and cannot be refreshed now.
+            runtime.pool.PoolBusy: too many runs are waiting.
+        """
+        connector = runnable.connector
+        if runnable.source is None:
+            what = "its draft" if runnable.version is None else f"version {runnable.version}"
+            raise Conflict(f"the action has no process script in {what}")
+        account = await self._account(principal, connector, account_id, resolution=resolution)
+        return await self._execute(
+            principal,
+            connector,
+            runnable.source,
+            ACTION_RUN,
+            RunMode.PROCESS,
+            account,
+            parameters=parameters,
+            limits=run_limits(connector, ACTION_RUN_LIMITS),
+            version=runnable.version,
+            scope=scope,
+            started=started,
         )
 
     async def check_credentials(
@@ -189,19 +247,30 @@ class RunService:
         *,
         parameters: dict[str, JsonValue] | None = None,
         report: str | None = None,
+        limits: Limits | None = None,
+        version: int | None = None,
+        scope: Scope | None = None,
+        started: float | None = None,
     ) -> StoredRun:
         request = RunRequest(
             script=source,
             mode=mode,
             metadata=Metadata(account=account.fields, parameters=parameters or {}, report=report),
-            limits=run_limits(connector),
+            limits=limits or run_limits(connector),
             secrets=account.secrets,
             tenant=principal.customer_id,
         )
         http = _Watched(self._http(connector, account))
-        started = utcnow()
+        created_at = utcnow()
         state = self._state_of(principal, connector, account)
+        ready = time.perf_counter()
         result = await self._pool.run(request, Host(http=http, state=state))
+        timings = None
+        if started is not None:
+            timings = {
+                "resolution_ms": _ms(ready - started),
+                "run_ms": _ms(time.perf_counter() - ready),
+            }
         stored = StoredRun(
             id=new_id(),
             customer_id=principal.customer_id,
@@ -212,7 +281,10 @@ class RunService:
             mode=mode,
             result=result,
             account_resolution=account.resolution,
-            created_at=started,
+            created_at=created_at,
+            version=version,
+            scope=scope,
+            timings=timings,
             cut_off_host=http.cut_off_host if result.status is RunStatus.TIMEOUT else None,
         )
         await self._store(stored)
@@ -314,31 +386,42 @@ class RunService:
                     result=run.result.model_dump(mode="json"),
                     account_resolution=run.account_resolution,
                     version=run.version,
+                    scope=run.scope.value if run.scope is not None else None,
+                    timings=run.timings,
                     created_at=run.created_at,
                     duration_ms=run.result.duration_ms,
                 )
             )
 
     async def _account(
-        self, principal: Principal, connector: Connector, body: RunCreate
+        self,
+        principal: Principal,
+        connector: Connector,
+        account_id: str | None,
+        *,
+        credentials: Mapping[str, JsonValue] | None = None,
+        resolution: dict[str, JsonValue] | None = None,
     ) -> _Account:
-        if body.credentials is not None:
+        """`metadata.account` of a run, its secrets, and how it was chosen (`resolution`,
+        by default what the arguments say): `credentials` sent with a dev run, a stored
+        account (its OAuth 2.0 token refreshed when it expires soon), or none."""
+        if credentials is not None:
             specs = field_specs(connector.auth.method, connector.account_fields)
-            fields: dict[str, JsonValue] = dict(body.credentials)
-            secrets = tuple(v for k, v in body.credentials.items() if specs[k].secret and v)
-            resolution: dict[str, JsonValue] = {"source": "credentials"}
-        elif body.account_id is not None:
+            fields: dict[str, JsonValue] = dict(credentials)
+            secrets = tuple(v for k, v in credentials.items() if specs[k].secret and v)
+            resolution = resolution or {"source": "credentials"}
+        elif account_id is not None:
             if self._accounts is None:
                 raise AccountsUnavailable(
                     "accounts are not available yet: send credentials instead",
                     [field_error(["account_id"], "accounts are not available yet", "unavailable")],
                 )
             fields, secrets = await self._accounts.metadata_for_run(
-                principal, connector, body.account_id
+                principal, connector, account_id
             )
-            resolution = {"source": "account", "account_id": body.account_id}
+            resolution = resolution or {"source": "account", "account_id": account_id}
             if self._oauth is not None and isinstance(connector.auth, OAuth2Auth):
-                grant = await self._oauth.grant(principal.customer_id, body.account_id, connector)
+                grant = await self._oauth.grant(principal.customer_id, account_id, connector)
                 # The script gets a fresh access token; the refresh token stays in the
                 # gateway (a script that refreshed by itself would rotate it behind our back).
                 fields = {k: v for k, v in fields.items() if k != REFRESH_FIELD}
@@ -350,7 +433,8 @@ class RunService:
                     hidden += (grant.config.client_secret,)
                 return _Account({**settings, **fields}, (*secrets, *hidden), resolution, grant)
         else:
-            fields, secrets, resolution = {}, (), {"source": "none"}
+            fields, secrets = {}, ()
+            resolution = resolution or {"source": "none"}
         settings, hidden = await self._connector_fields(connector)
         return _Account({**settings, **fields}, (*secrets, *hidden), resolution)
 
@@ -383,10 +467,14 @@ def _host_of(url: str) -> str:
         return "?"
 
 
-def run_limits(connector: Connector) -> Limits:
-    """The connector's limits over the development-run defaults."""
+def run_limits(connector: Connector, defaults: Limits = DEV_RUN_LIMITS) -> Limits:
+    """The connector's limits over the defaults of the kind of run (development by default)."""
     overrides = connector.limits.model_dump(exclude_none=True)
-    return Limits.model_validate({**DEV_RUN_LIMITS.model_dump(), **overrides})
+    return Limits.model_validate({**defaults.model_dump(), **overrides})
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
 
 
 def _script_for(body: RunCreate) -> tuple[ScriptKind, str]:
@@ -446,4 +534,6 @@ def _stored_run(row: Row[*tuple[Any, ...]]) -> StoredRun:
         account_resolution=row.account_resolution,
         created_at=row.created_at,
         version=row.version,
+        scope=Scope(row.scope) if row.scope is not None else None,
+        timings=row.timings,
     )

@@ -161,6 +161,10 @@ runs: Final = Table(
     Column("account_resolution", JSON, nullable=False),
     # The published version the run used; NULL for a run of the draft (SPEC 4.3).
     Column("version", Integer, nullable=True),
+    # The scope an action ran in, and its timings ({"resolution_ms", "run_ms"}); NULL for
+    # other runs.
+    Column("scope", String(20), nullable=True),
+    Column("timings", JSON, nullable=True),
     created_at_column(),
     Column("duration_ms", Float, nullable=False),
     UniqueConstraint("customer_id", "id"),
@@ -170,6 +174,7 @@ runs: Final = Table(
     CheckConstraint(_in("kind", RUN_KINDS), name="kind"),
     CheckConstraint(_in("mode", RUN_MODES), name="mode"),
     CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+    CheckConstraint("scope IS NULL OR " + _in("scope", SCOPES), name="scope"),
     Index(None, "customer_id", "connector_guid"),
     Index(None, "customer_id", "user_id"),
     Index(None, "created_at"),

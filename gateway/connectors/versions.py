@@ -167,6 +167,16 @@ class VersionService:
                 )
             return await _published(connection, connector, kind, param)
 
+    async def visible(self, principal: Principal, guid: str) -> Connector:
+        """The connector as its draft stands, if the caller may see it (its customer's, or a
+        global one); for deciding why a run that `runnable` refused may not happen.
+
+        Raises:
+            NotFound: no such connector for this caller.
+        """
+        async with self._engine.connect() as connection:
+            return connector_from_row(await _row(connection, principal, guid), (), ())
+
 
 async def _row(
     connection: AsyncConnection, principal: Principal, guid: str, *, own_customer: bool = False

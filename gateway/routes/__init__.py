@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.routes import accounts, actions, apps, connectors, identity, oauth, ops, runs
+from gateway.routes import (
+    accounts,
+    actions,
+    apps,
+    connectors,
+    datasets,
+    domo,
+    identity,
+    oauth,
+    ops,
+    runs,
+)
 
 
 def register_routes(app: web.Application) -> None:
@@ -17,3 +28,5 @@ def register_routes(app: web.Application) -> None:
     accounts.register(app)
     oauth.register(app)
     apps.register(app)
+    domo.register(app)
+    datasets.register(app)

@@ -12,17 +12,15 @@ from pydantic import BaseModel, Field, StringConstraints
 from gateway.accounts.fields import MAX_VALUE_LENGTH
 from gateway.accounts.service import Account, CredentialCheck, Provider
 from gateway.auth import principal_of
+from gateway.connectors.failures import run_failure
 from gateway.connectors.models import Key, Label
 from gateway.connectors.records import Connector
-from gateway.connectors.runs import RunService, StoredRun
-from gateway.egress import EGRESS_REFUSED, UPSTREAM_FAILURES
+from gateway.connectors.runs import RunService
 from gateway.errors import ProviderMismatch
 from gateway.identity.principal import Principal
 from gateway.keys import ACCOUNTS, CONNECTORS, OAUTH_CLIENTS, REFRESH, RUNS
-from gateway.problems import ProblemError
 from gateway.text import NO_NUL, Identifier, Name
 from gateway.wire import ParseModel, json_model, page_parameters, parse_body
-from runtime.model import RunStatus
 
 # Names and values are checked against the connector's fields by the service; numbers are
 # taken as their text.
@@ -118,41 +116,18 @@ def credential_checker(
     The check accepts, or raises the problem that says why not (SPEC 4.3).
 
     Raises:
-        ProblemError: `credentials_rejected`, `upstream_unavailable`, `egress_refused` or
-            `script_failed`, with the run's message and `run_id` (see `check_failure`).
+        GatewayError: `credentials_rejected`, `upstream_unavailable`, `egress_refused` or
+            `script_failed`, with the run's message and `run_id` (see `run_failure`).
     """
 
     async def check(values: dict[str, str]) -> tuple[bool, str | None]:
         run = await runs.check_credentials(principal, connector, values)
-        result = run.result
-        if result.status is RunStatus.SUCCESS and result.auth is not None and result.auth.success:
-            return True, None
-        raise check_failure(run)
+        failure = run_failure(run, auth_check=True)
+        if failure is not None:
+            raise failure
+        return True, None
 
     return check
-
-
-def check_failure(run: StoredRun) -> ProblemError:
-    """Why an auth check did not accept: only a reported failure is a rejection.
-
-    A script that could not reach its upstream (no answer, or cut off by the deadline while
-    waiting for one) says nothing about the credentials: the caller may try again later.
-    """
-    result, extra = run.result, {"run_id": run.id}
-    if result.auth is not None and not result.auth.success:
-        message = result.auth.message or "the connector's auth script refused the credentials"
-        return ProblemError("credentials_rejected", message, extra=extra)
-    error = result.error
-    message = error.message if error is not None else "the auth script did not succeed"
-    if run.cut_off_host is not None:
-        message = f"{message}, waiting for an answer from host {run.cut_off_host}"
-        return ProblemError("upstream_unavailable", message, extra=extra)
-    code = error.code if error is not None else None
-    if code in UPSTREAM_FAILURES:
-        return ProblemError("upstream_unavailable", message, extra=extra)
-    if code == EGRESS_REFUSED:
-        return ProblemError("egress_refused", message, extra=extra)
-    return ProblemError("script_failed", message, extra=extra)
 
 
 async def create_account(request: web.Request) -> web.Response:

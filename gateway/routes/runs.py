@@ -29,6 +29,8 @@ def run_record(run: StoredRun) -> dict[str, Any]:
         "kind": run.kind,
         "mode": run.mode.value,
         "account_resolution": run.account_resolution,
+        "scope": run.scope.value if run.scope is not None else None,
+        "timings": run.timings,
         "created_at": _timestamp(run.created_at),
     }
 

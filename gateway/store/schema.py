@@ -6,16 +6,20 @@ not listed here is noticed at once (its migration would be missing from the comp
 
 from __future__ import annotations
 
+import actions.tables
 import gateway.accounts.tables
 import gateway.apps.tables
 import gateway.connectors.tables
+import gateway.datasets.tables
 import gateway.oauth.tables
 from gateway.store.tables import metadata
 
 TABLE_MODULES = (
+    actions.tables,
     gateway.accounts.tables,
     gateway.apps.tables,
     gateway.connectors.tables,
+    gateway.datasets.tables,
     gateway.oauth.tables,
 )
 

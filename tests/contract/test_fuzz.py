@@ -35,7 +35,8 @@ CHECKS: Final = (
 # scripts publishing needs. There a 422 is a right answer to schema-valid data too. An app's
 # manifest names connector keys, and its zip must be a real archive. Deleting a user who owns
 # connectors names the user who takes them over (`connectors_to`), who must exist; an app
-# alias takes only an account of its data provider.
+# alias takes only an account of its data provider. A dataset file must be one DuckDB can
+# read, and a query must be a SELECT the sandbox runs: no schema says either.
 STATEFUL_422: Final = (
     "createAccount",
     "updateAccount",
@@ -48,6 +49,9 @@ STATEFUL_422: Final = (
     "createApp",
     "deleteUser",
     "setAccountMapping",
+    "createDataset",
+    "putDatasetData",
+    "queryDataset",
 )
 ACCEPTED: Final = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
@@ -103,6 +107,9 @@ schema = from_path(SPEC_PATH, config=fuzz_config())
 schemathesis.serializer.alias("application/javascript", "text/plain")
 # App zips are bytes; what the fuzzer sends is no archive, which is refused (422).
 schemathesis.serializer.alias("application/zip", "application/octet-stream")
+# Dataset files are bytes too; what the fuzzer sends is rarely a readable file (422).
+for _media in ("text/csv", "application/x-ndjson", "application/vnd.apache.parquet"):
+    schemathesis.serializer.alias(_media, "application/octet-stream")
 
 
 def _names(items: object, *, fold: bool) -> list[str]:

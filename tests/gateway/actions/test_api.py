@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
 
-import pytest
-
-from gateway.identity.principal import Role
-from tests.gateway.callers import Caller, Client, make_caller, problem
+from tests.gateway.actions.conftest import publish, set_scope
+from tests.gateway.callers import Caller, Client, problem
 from tests.gateway.connectors.conftest import create_connector, put_script
 
 PROCESS = (
     "datagrid.addColumn('a', datagrid.DATA_TYPE_STRING); datagrid.addCell('v1'); datagrid.endRow();"
 )
-
-
-@pytest.fixture
-async def platform(client: Client) -> Caller:
-    """A platform admin of a third customer, `initech`."""
-    return await make_caller(client, "initech", "pat@initech.test", Role.PLATFORM_ADMIN)
 
 
 async def drafted_action(client: Client, owner: Caller, key: str = "crm") -> str:
@@ -29,24 +20,6 @@ async def drafted_action(client: Client, owner: Caller, key: str = "crm") -> str
     await put_script(client, owner, created["guid"], "process", PROCESS)
     guid: str = created["guid"]
     return guid
-
-
-async def publish(client: Client, caller: Caller, guid: str) -> dict[str, Any]:
-    response = await client.post(f"/api/v1/connectors/{guid}/publish", headers=caller.headers)
-    assert response.status == HTTPStatus.CREATED, await response.text()
-    body: dict[str, Any] = await response.json()
-    assert response.headers["Location"] == f"/api/v1/connectors/{guid}/versions/{body['number']}"
-    return body
-
-
-async def set_scope(
-    client: Client, caller: Caller, guid: str, scope: str, reason: str = "because"
-) -> Any:
-    return await client.put(
-        f"/api/v1/admin/actions/{guid}/scope",
-        headers=caller.headers,
-        json={"scope": scope, "reason": reason},
-    )
 
 
 async def runnable(client: Client, caller: Caller) -> list[tuple[str, str, int | None]]:

@@ -1,0 +1,1 @@
+"""Datasets: DuckDB part files with immutable versions, streamed uploads, the SQL sandbox."""
