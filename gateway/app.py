@@ -18,6 +18,7 @@ from actions.service import ActionService
 from gateway.accounts.service import AccountService, AccountsForRuns
 from gateway.accounts.vault import SecretVault
 from gateway.apps.service import AppService
+from gateway.apps.sessions import AppSessions
 from gateway.auth import authenticate
 from gateway.connectors.runs import RunService
 from gateway.connectors.service import ConnectorService
@@ -28,12 +29,14 @@ from gateway.identity.service import IdentityService
 from gateway.keys import (
     ACCOUNTS,
     ACTIONS,
+    APP_SESSIONS,
     APPS,
     CONNECTORS,
     DATASETS,
     EGRESS,
     ENGINE,
     IDENTITY,
+    INSTANCE_ORIGINS,
     METRICS,
     OAUTH_CLIENTS,
     OAUTH_FLOW,
@@ -50,6 +53,7 @@ from gateway.oauth import RefreshCoordinator, TokenEndpoint
 from gateway.oauth.clients import ClientConfigs
 from gateway.oauth.flow import OAuthFlow, callback_url
 from gateway.oauth.session import OAuthForRuns
+from gateway.origin import instance_origin, instance_origin_headers
 from gateway.routes import register_routes
 from gateway.settings import Settings
 from gateway.store.engine import close_engine, create_engine, database_url_for
@@ -70,12 +74,16 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # Order matters: the request context (id, log line, metrics) wraps everything, so
         # even a problem rendered below is logged and counted with its final status; problem
-        # rendering wraps authentication, so a refused token is a proper 401 problem.
-        middlewares=[request_context, problems, authenticate],
+        # rendering wraps authentication, so a refused token is a proper 401 problem. The
+        # instance origin comes before authentication: there a session, not a bearer token,
+        # says who calls, and nothing else of the gateway is reachable (decision 0018).
+        middlewares=[request_context, problems, instance_origin, authenticate],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[INSTANCE_ORIGINS] = settings.instance_origins()
+    app.on_response_prepare.append(instance_origin_headers)
     app.cleanup_ctx.append(_openapi_document)
     app.cleanup_ctx.append(_worker_pool)
     # The egress client comes before the store: the run service built there uses both.
@@ -126,6 +134,9 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         app[VAULT] = vault = SecretVault(keyring)
         app[ACCOUNTS] = accounts = AccountService(engine, vault)
         app[APPS] = apps = AppService(engine, accounts)
+        app[APP_SESSIONS] = AppSessions(
+            engine, apps, ttl=timedelta(hours=settings.app_session_hours)
+        )
         app[ENGINE] = engine
         app[IDENTITY] = identity = IdentityService(engine)
         app[CONNECTORS] = connectors = ConnectorService(engine, sealer=vault)
@@ -188,8 +199,8 @@ RETENTION_SWEEP_S = 6 * 3600
 
 @asynccontextmanager
 async def _run_retention(app: web.Application) -> AsyncIterator[None]:
-    """Delete runs past `GATEWAY_RUN_RETENTION_DAYS` and idempotency keys past their 24 hours:
-    once at start, then every few hours."""
+    """Delete runs past `GATEWAY_RUN_RETENTION_DAYS`, idempotency keys past their 24 hours,
+    and expired app sessions and codes: once at start, then every few hours."""
     retention = timedelta(days=app[SETTINGS].run_retention_days)
 
     async def purge() -> None:
@@ -204,6 +215,13 @@ async def _run_retention(app: web.Application) -> AsyncIterator[None]:
             log.info("runs_purged", count=purged)
         if keys:
             log.info("idempotency_keys_purged", count=keys)
+        try:
+            expired = await app[APP_SESSIONS].purge_expired()
+        except SQLAlchemyError:
+            log.exception("app_session_purge_failed")
+            return
+        if expired:
+            log.info("app_sessions_purged", count=expired)
 
     async def sweep() -> None:
         while True:

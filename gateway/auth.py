@@ -37,7 +37,9 @@ def _unauthenticated(detail: str, *, invalid: bool) -> ProblemError:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve `Authorization: Bearer` once; a presented but bad token is refused at once."""
     header = request.headers.get("Authorization")
-    if header is not None and request.match_info.handler not in _PUBLIC_HANDLERS:
+    # A caller resolved already (an instance origin's session) is not asked again.
+    resolved = PRINCIPAL in request
+    if header is not None and not resolved and request.match_info.handler not in _PUBLIC_HANDLERS:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthenticated("use Authorization: Bearer <token>", invalid=True)

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actions.service import ActionService
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import SecretVault
+from gateway.apps.origin import InstanceOrigins
 from gateway.apps.service import AppService
+from gateway.apps.sessions import AppSessions
 from gateway.connectors.runs import RunService
 from gateway.connectors.service import ConnectorService
 from gateway.egress import EgressClient
@@ -39,6 +41,8 @@ OAUTH_CLIENTS: Final = web.AppKey("oauth_clients", ClientConfigs)
 OAUTH_FLOW: Final = web.AppKey("oauth_flow", OAuthFlow)
 REFRESH: Final = web.AppKey("refresh", RefreshCoordinator)
 APPS: Final = web.AppKey("apps", AppService)
+APP_SESSIONS: Final = web.AppKey("app_sessions", AppSessions)
+INSTANCE_ORIGINS: Final = web.AppKey("instance_origins", InstanceOrigins)
 ACTIONS: Final = web.AppKey("actions", ActionService)
 DATASETS: Final = web.AppKey("datasets", DatasetService)
 

@@ -11,7 +11,9 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
+from yarl import URL
 
+from gateway.apps.origin import DEFAULT_TEMPLATE, InstanceOrigins
 from gateway.crypto import KeyRing
 from gateway.egress.policy import AddressPolicy, validate_url
 from gateway.store.engine import async_url
@@ -49,6 +51,7 @@ def _check_public_url(url: str) -> None:
 _PARSED_BY: Final[Mapping[str, Callable[..., object]]] = {
     "database_url": _check_database_url,
     "public_url": _check_public_url,
+    "apps_origin": InstanceOrigins,
     "egress_allowed_networks": lambda value: AddressPolicy(allowed_networks=value),
     "egress_resolve": lambda value: AddressPolicy(resolve=value),
     "egress_connect_to": lambda value: AddressPolicy(connect_to=value),
@@ -73,7 +76,10 @@ class Settings(BaseSettings):
     egress_resolve: CommaList = ()
     egress_connect_to: CommaList = ()
     egress_ca_file: Path | None = None
-    apps_origin: str = "http://{instance}.apps.localhost:8080"
+    # None: `http://{instance}.apps.localhost:PORT`, on the gateway's own port.
+    apps_origin: str | None = None
+    # How long an app session lasts (decision 0018: a working day, never extended).
+    app_session_hours: int = Field(default=8, ge=1, le=24 * 7)
     run_retention_days: int = Field(default=30, ge=1)
     # Datasets (SPEC 7; decision 0021): upload cap, how long replaced files stay readable
     # for queries that started on them, and the SQL sandbox's limits.
@@ -104,12 +110,37 @@ class Settings(BaseSettings):
             _PARSED_BY[info.field_name](value)  # raises ValueError naming what is wrong
         return value
 
+    @field_validator("apps_origin")
+    @classmethod
+    def _apart_from_the_gateway(cls, value: str | None, info: ValidationInfo) -> str | None:
+        public_url = info.data.get("public_url")
+        if value is not None and public_url:
+            authority = URL(public_url).raw_authority
+            if InstanceOrigins(value).instance_of(authority) is not None:
+                raise ValueError(
+                    f"GATEWAY_PUBLIC_URL ({authority}) would be an app instance's origin: "
+                    "give the apps a domain of their own"
+                )
+        return value
+
     @field_validator("encryption_keys")
     @classmethod
     def _valid_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if value:
             KeyRing(value)  # raises KeyConfigError (a ValueError) naming the bad entry
         return value
+
+    def public_base(self) -> str:
+        """The gateway's own origin for browsers: `GATEWAY_PUBLIC_URL`, else where it listens."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def instance_origins(self) -> InstanceOrigins:
+        """The app instances' origins (`GATEWAY_APPS_ORIGIN`, by default on this port)."""
+        template = self.apps_origin or DEFAULT_TEMPLATE.replace("{port}", str(self.port))
+        return InstanceOrigins(template)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -223,12 +223,22 @@ class AppService:
         Raises:
             NotFound: no such instance of this app in the caller's customer.
         """
+        instance = await self.find_instance(principal, instance_id)
+        if instance.app_id != app_id:
+            raise NotFound("no such app instance")
+        return instance
+
+    async def find_instance(self, principal: Principal, instance_id: str) -> Instance:
+        """One of the caller's customer's instances, of whichever app.
+
+        Raises:
+            NotFound: no such instance in the caller's customer.
+        """
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(
                     select(app_instances).where(
                         app_instances.c.id == instance_id,
-                        app_instances.c.app_id == app_id,
                         app_instances.c.customer_id == principal.customer_id,
                     )
                 )
@@ -236,6 +246,20 @@ class AppService:
         if row is None:
             raise NotFound("no such app instance")
         return _instance(row)
+
+    async def file(self, customer_id: str, app_id: str, path: str) -> bytes | None:
+        """The content of one of an app's files (a checked relative path), or None."""
+        async with self._engine.connect() as connection:
+            content = (
+                await connection.execute(
+                    select(app_files.c.content).where(
+                        app_files.c.customer_id == customer_id,
+                        app_files.c.app_id == app_id,
+                        app_files.c.path == path,
+                    )
+                )
+            ).scalar()
+        return None if content is None else bytes(content)
 
     async def instances(
         self, principal: Principal, app_id: str, limit: int, cursor: str | None

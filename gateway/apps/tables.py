@@ -13,8 +13,10 @@ from typing import Final
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     Column,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     PrimaryKeyConstraint,
@@ -126,4 +128,73 @@ app_account_mappings: Final = Table(
         ["accounts.customer_id", "accounts.id"],
         ondelete="CASCADE",
     ),
+)
+
+# A browser's session on an instance's own origin (decision 0018), bound to (user,
+# instance). Its id is a bearer credential: only its SHA-256 is stored, and it is looked up
+# by that digest with the instance the request's `Host` names, so a session works on its own
+# origin only. It dies with its user, its instance (and so its app), and the API token that
+# opened it (the lookup joins the token and refuses a revoked one); revoking deletes it.
+app_sessions: Final = Table(
+    "app_sessions",
+    metadata,
+    id_column(),
+    customer_id_column(),
+    Column("instance_id", String(ID_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("token_id", String(ID_LENGTH), nullable=False),
+    Column("session_hash", String(64), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    created_at_column(),
+    UniqueConstraint("session_hash"),
+    UniqueConstraint("customer_id", "id"),
+    ForeignKeyConstraint(
+        ["customer_id", "instance_id"],
+        ["app_instances.customer_id", "app_instances.id"],
+        ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(
+        ["customer_id", "user_id"], ["users.customer_id", "users.id"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(
+        ["customer_id", "token_id"],
+        ["api_tokens.customer_id", "api_tokens.id"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "instance_id", "user_id"),
+    Index(None, "expires_at"),
+)
+
+# One-time secrets that lead to a session: a launch link a browser opens on the gateway's
+# origin (`launch`, 60 s), and the code the instance origin exchanges for a session
+# (`exchange`). Only digests are stored; the first use deletes the row (compare-and-swap).
+app_codes: Final = Table(
+    "app_codes",
+    metadata,
+    id_column(),
+    customer_id_column(),
+    Column("code_hash", String(64), nullable=False),
+    Column("purpose", String(20), nullable=False),
+    Column("instance_id", String(ID_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("token_id", String(ID_LENGTH), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    created_at_column(),
+    UniqueConstraint("code_hash"),
+    UniqueConstraint("customer_id", "id"),
+    CheckConstraint("purpose IN ('launch', 'exchange')", name="purpose"),
+    ForeignKeyConstraint(
+        ["customer_id", "instance_id"],
+        ["app_instances.customer_id", "app_instances.id"],
+        ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(
+        ["customer_id", "user_id"], ["users.customer_id", "users.id"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(
+        ["customer_id", "token_id"],
+        ["api_tokens.customer_id", "api_tokens.id"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "expires_at"),
 )

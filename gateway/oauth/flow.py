@@ -140,12 +140,7 @@ class Authorised:
 
 def callback_url(settings: Settings) -> str:
     """The `redirect_uri`: `GATEWAY_PUBLIC_URL`, else the address `serve` listens on (SPEC 6)."""
-    if settings.public_url:
-        base = settings.public_url
-    else:
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        base = f"http://{host}:{settings.port}"
-    return base.rstrip("/") + CALLBACK_PATH
+    return settings.public_base() + CALLBACK_PATH
 
 
 def _digest(state: str) -> str:

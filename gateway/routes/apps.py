@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any, Final
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.apps.manifest import AppManifest, parse_manifest
 from gateway.apps.service import AccountMapping, App, Instance
+from gateway.apps.sessions import SessionInfo
 from gateway.auth import principal_of
-from gateway.keys import APPS
+from gateway.keys import APP_SESSIONS, APPS, INSTANCE_ORIGINS, SETTINGS
+from gateway.origin import EXCHANGE_PATH
 from gateway.problems import ProblemError
 from gateway.text import Identifier, Name
 from gateway.wire import ParseModel, json_model, page_parameters, parse_body, validation_errors
@@ -83,6 +86,31 @@ class AccountMappingPage(BaseModel):
 
     items: list[AccountMappingOut]
     next_cursor: str | None
+
+
+class LaunchOut(BaseModel):
+    """A one-time launch URL a browser opens without any header."""
+
+    url: str
+
+
+class SessionOut(BaseModel):
+    """One of the caller's sessions on an instance (never its secret)."""
+
+    id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class SessionPage(BaseModel):
+    """A page of the caller's sessions on an instance."""
+
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+# The answers that lead a browser somewhere with a one-time secret in the URL.
+_ONE_TIME: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 def _app_out(app: App) -> AppOut:
@@ -217,6 +245,64 @@ async def list_mappings(request: web.Request) -> web.Response:
     )
 
 
+async def open_instance(request: web.Request) -> web.Response:
+    """Send the browser to the instance's own origin with a one-time code (302).
+
+    The caller is the bearer token's user, or the user a one-time launch `link` was
+    issued to (a browser sends no header).
+    """
+    sessions = request.app[APP_SESSIONS]
+    instance_id = request.match_info["iid"]
+    link = request.query.get("link")
+    if link is not None:
+        code = await sessions.open_from_link(instance_id, link)
+    else:
+        code = await sessions.open(principal_of(request), instance_id)
+    origin = request.app[INSTANCE_ORIGINS].origin(instance_id)
+    location = f"{origin}{EXCHANGE_PATH}?{urlencode({'code': code})}"
+    return web.Response(status=HTTPStatus.FOUND, headers={"Location": location, **_ONE_TIME})
+
+
+async def launch_instance(request: web.Request) -> web.Response:
+    """A one-time launch URL for the instance (60 s), for a browser."""
+    principal = principal_of(request)
+    match = request.match_info
+    link = await request.app[APP_SESSIONS].issue_link(principal, match["id"], match["iid"])
+    base = request.app[SETTINGS].public_base()
+    url = f"{base}/apps/{quote(match['iid'], safe='')}/?{urlencode({'link': link})}"
+    return json_model(LaunchOut(url=url), headers={"Cache-Control": "no-store"})
+
+
+def _session_out(info: SessionInfo) -> SessionOut:
+    return SessionOut(id=info.id, created_at=info.created_at, expires_at=info.expires_at)
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    """The caller's live sessions on the instance."""
+    limit, cursor = page_parameters(request)
+    match = request.match_info
+    items, next_cursor = await request.app[APP_SESSIONS].sessions(
+        principal_of(request), match["id"], match["iid"], limit, cursor
+    )
+    return json_model(SessionPage(items=[_session_out(i) for i in items], next_cursor=next_cursor))
+
+
+async def revoke_sessions(request: web.Request) -> web.Response:
+    """End all of the caller's sessions on the instance."""
+    match = request.match_info
+    await request.app[APP_SESSIONS].revoke(principal_of(request), match["id"], match["iid"], None)
+    return web.Response(status=HTTPStatus.NO_CONTENT)
+
+
+async def revoke_session(request: web.Request) -> web.Response:
+    """End one of the caller's sessions on the instance."""
+    match = request.match_info
+    await request.app[APP_SESSIONS].revoke(
+        principal_of(request), match["id"], match["iid"], match["sid"]
+    )
+    return web.Response(status=HTTPStatus.NO_CONTENT)
+
+
 def register(app: web.Application) -> None:
     """Add the app routes."""
     app.router.add_post("/api/v1/apps", create_app)
@@ -227,3 +313,8 @@ def register(app: web.Application) -> None:
     app.router.add_get("/api/v1/apps/{id}/instances", list_instances)
     app.router.add_put("/api/v1/apps/{id}/instances/{iid}/accounts/{alias}", map_account)
     app.router.add_get("/api/v1/apps/{id}/instances/{iid}/accounts", list_mappings)
+    app.router.add_post("/api/v1/apps/{id}/instances/{iid}/launch", launch_instance)
+    app.router.add_get("/api/v1/apps/{id}/instances/{iid}/sessions", list_sessions)
+    app.router.add_delete("/api/v1/apps/{id}/instances/{iid}/sessions", revoke_sessions)
+    app.router.add_delete("/api/v1/apps/{id}/instances/{iid}/sessions/{sid}", revoke_session)
+    app.router.add_get("/apps/{iid}/", open_instance)

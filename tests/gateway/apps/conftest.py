@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
+from aiohttp.web import Application
+from pytest_aiohttp import AiohttpClient
 from sqlalchemy import update
 
 from gateway.accounts.service import Account, Provider
 from gateway.connectors.tables import connectors
 from gateway.identity.principal import Principal, Role
 from gateway.keys import ACCOUNTS, ENGINE
+from gateway.settings import Settings
+from tests.gateway.apps.browser import new_browser
 from tests.gateway.callers import Caller, Client
 from tests.gateway.connectors.conftest import create_connector
+from tests.openapi_check import Conformance
 
 
 @pytest.fixture
@@ -53,3 +62,37 @@ def manifest(**changes: Any) -> dict[str, Any]:
     }
     document.update(changes)
     return document
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """The gateway's listening socket, bound first: the instance origins name its port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, listener: socket.socket) -> Settings:
+    """The gateway's settings on the listener's port (origins follow it by default)."""
+    return Settings(data_dir=tmp_path / "data", workers=1, port=listener.getsockname()[1])
+
+
+@pytest.fixture
+async def client(
+    app: Application,
+    aiohttp_client: AiohttpClient,
+    conformance: Conformance,
+    listener: socket.socket,
+) -> AsyncIterator[Client]:
+    """A client of the app served on the listener; fails the test on any answer off the spec."""
+    yield await aiohttp_client(app, server_kwargs={"socket_factory": lambda *_: listener})
+    assert conformance.errors == []
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[ClientSession]:
+    """A browser with a cookie jar that reaches every `*.apps.localhost` on loopback."""
+    async with new_browser() as session:
+        yield session
