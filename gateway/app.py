@@ -20,7 +20,7 @@ from gateway.accounts.vault import SecretVault
 from gateway.apps.service import AppService
 from gateway.apps.sessions import AppSessions
 from gateway.auth import authenticate
-from gateway.connectors.runs import RunService
+from gateway.connectors.runs import RunService, run_writer
 from gateway.connectors.service import ConnectorService
 from gateway.connectors.state import ScriptStates
 from gateway.crypto import KEY_FILE_NAME, load_keyring
@@ -56,7 +56,9 @@ from gateway.oauth.session import OAuthForRuns
 from gateway.origin import instance_origin, instance_origin_headers
 from gateway.routes import register_routes
 from gateway.settings import Settings
+from gateway.store.batching import BatchLimits
 from gateway.store.engine import close_engine, create_engine, database_url_for
+from gateway.store.generations import Generations
 from gateway.store.migrate import upgrade
 from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
@@ -128,28 +130,47 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             advice="set GATEWAY_ENCRYPTION_KEYS in production: this key lives beside the data",
         )
     engine = create_engine(database_url_for(settings.database_url, settings.data_dir))
+    metrics = app[METRICS]
+    # One set of generations for every service: a write drops this process's caches of its
+    # area at once, the poll drops those another process's writes changed (decision 0019).
+    generations = Generations(
+        engine,
+        poll_s=settings.cache_poll_s,
+        on_drop=lambda area, cause: metrics.cache_drops.labels(area, cause).inc(),
+    )
+    writer = run_writer(
+        engine,
+        limits=BatchLimits(
+            batch_max=settings.run_batch_max,
+            interval_s=settings.run_batch_interval_ms / 1000,
+            max_pending=max(settings.run_batch_max_pending, settings.run_batch_max),
+        ),
+        on_batch=lambda outcome, rows: metrics.run_writes.labels(outcome).inc(rows),
+    )
     coordinator: RefreshCoordinator | None = None
     try:
         await upgrade(engine)
         app[VAULT] = vault = SecretVault(keyring)
-        app[ACCOUNTS] = accounts = AccountService(engine, vault)
-        app[APPS] = apps = AppService(engine, accounts)
+        app[ACCOUNTS] = accounts = AccountService(engine, vault, generations)
+        app[APPS] = apps = AppService(engine, accounts, generations=generations)
         app[APP_SESSIONS] = AppSessions(
             engine, apps, ttl=timedelta(hours=settings.app_session_hours)
         )
         app[ENGINE] = engine
-        app[IDENTITY] = identity = IdentityService(engine)
-        app[CONNECTORS] = connectors = ConnectorService(engine, sealer=vault)
+        app[IDENTITY] = identity = IdentityService(engine, generations)
+        app[CONNECTORS] = connectors = ConnectorService(
+            engine, sealer=vault, generations=generations
+        )
         # OAuth 2.0: token requests go through the egress client like every upstream call.
         endpoint = TokenEndpoint(app[EGRESS])
-        metrics = app[METRICS]
         app[REFRESH] = coordinator = RefreshCoordinator(
             engine,
             vault,
             endpoint,
             on_refresh=lambda outcome: metrics.refreshes.labels(outcome).inc(),
+            generations=generations,
         )
-        app[OAUTH_CLIENTS] = clients = ClientConfigs(engine, vault)
+        app[OAUTH_CLIENTS] = clients = ClientConfigs(engine, vault, generations)
         app[OAUTH_FLOW] = OAuthFlow(
             engine,
             keyring,
@@ -169,16 +190,23 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             oauth=OAuthForRuns(clients, coordinator, app[EGRESS]),
             metrics=metrics,
             state=ScriptStates(engine, keyring),
+            writer=writer,
         )
         app[ACTIONS] = ActionService(
             connectors.versions, apps, accounts, runs, IdempotencyKeys(engine)
         )
+        await generations.start()
+        writer.start()
         yield
     finally:
-        # Refreshes in flight store their rotated tokens before the engine goes away (the
-        # egress client closes after this context, in reverse order of registration).
+        # Order: the HTTP server has stopped taking requests; runs still queued are written
+        # first, refreshes in flight then store their rotated tokens, the polls stop (token
+        # uses are written a last time), and only then does the engine go away. The egress
+        # client closes after this context, in reverse order of registration.
+        await writer.close()
         if coordinator is not None:
             await coordinator.close()
+        await generations.close()
         # Work cancelled by the shutdown may still be giving its connection back.
         if not await close_engine(engine):
             log.warning("database_connections_abandoned_at_shutdown")

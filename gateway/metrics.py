@@ -53,6 +53,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.run_writes = Counter(
+            "gateway_run_writes",
+            "Run records by what the group-commit writer did with them (written, failed, lost)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.cache_drops = Counter(
+            "gateway_cache_invalidations",
+            "Cache areas dropped, by area and cause (local write, another process's write)",
+            ["area", "cause"],
+            registry=self.registry,
+        )
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one HTTP request and its latency."""
         self.requests.labels(route, method, str(status)).inc()

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     sql_memory_mb: int = Field(default=512, ge=16)
     sql_threads: int = Field(default=2, ge=1, le=64)
     sql_concurrency: int = Field(default=4, ge=1, le=256)
+    # Seconds between this process's looks at the cache generations (decision 0019): how
+    # long another replica's write may go unseen here.
+    cache_poll_s: float = Field(default=1.0, gt=0, le=60)
+    # Group commit of run records: the longest a run waits for company, the batch size,
+    # and how many unwritten runs may wait before runs wait for the store (backpressure).
+    run_batch_interval_ms: float = Field(default=5.0, ge=0, le=1000)
+    run_batch_max: int = Field(default=200, ge=1, le=10_000)
+    run_batch_max_pending: int = Field(default=10_000, ge=1)
 
     @field_validator(
         "encryption_keys",

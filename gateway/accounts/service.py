@@ -23,12 +23,24 @@ from gateway.errors import (
     ProviderMismatch,
 )
 from gateway.identity.principal import Principal
+from gateway.store.cache import Cache
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import users, utcnow
 
 ACCESS_FIELD: Final = "accesstoken"
 REFRESH_FIELD: Final = "refreshtoken"
+# The runs' caches (decision 0019): each change of an account drops them at once here and at
+# the next poll elsewhere. Decrypted secrets are kept shorter than the rest: a missed bump
+# (a write by hand in the database) must not keep old credentials in use for long.
+ACCOUNTS_MAX: Final = 10_000
+ACCOUNTS_MAX_AGE_S: Final = 60.0
+SECRETS_MAX: Final = 2_000
+SECRETS_MAX_AGE_S: Final = 30.0
+
+Key = tuple[str, str]
+"""(customer id, account id)."""
 
 
 class OAuthTokens(Protocol):
@@ -116,11 +128,31 @@ async def _shares(connection: AsyncConnection, account_ids: list[str]) -> dict[s
 
 
 class AccountService:
-    """Stored credentials per user and data provider, secrets sealed by the vault."""
+    """Stored credentials per user and data provider, secrets sealed by the vault.
 
-    def __init__(self, engine: AsyncEngine, vault: SecretVault) -> None:
+    What runs read (`usable`, `fields_for_run`) is cached by customer and account; the
+    access rule is applied to the cached account on every call, so a cached secret is
+    only ever handed to a user the account is (still) the own or shared one of.
+    Management reads (`get`, `list`) always read the store.
+
+    Args:
+        engine: the metadata store.
+        vault: seals and opens the secret fields.
+        generations: the process's cache generations (none: nothing cached, writes bump).
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, vault: SecretVault, generations: Generations | None = None
+    ) -> None:
         self._engine = engine
         self._vault = vault
+        self._generations = generations = generations or Generations(engine)
+        self._records: Cache[Key, Account] = generations.cache(
+            Area.ACCOUNTS, "accounts", max_size=ACCOUNTS_MAX, max_age_s=ACCOUNTS_MAX_AGE_S
+        )
+        self._secrets: Cache[Key, dict[str, str]] = generations.cache(
+            Area.ACCOUNTS, "account_secrets", max_size=SECRETS_MAX, max_age_s=SECRETS_MAX_AGE_S
+        )
 
     async def create(
         self,
@@ -172,22 +204,29 @@ class AccountService:
             NotFound: no such account in the caller's customer.
             AccountNotAccessible: it exists in the customer but is not the caller's.
         """
+        account = await self._load(principal.customer_id, account_id)
+        if not self._may_use(principal, account):
+            raise AccountNotAccessible("the account is neither yours nor shared with you")
+        return account
+
+    async def _load(self, customer_id: str, account_id: str) -> Account:
+        """The account with its shares, from the store.
+
+        Raises:
+            NotFound: no such account in the customer.
+        """
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(
                     select(accounts).where(
-                        accounts.c.id == account_id,
-                        accounts.c.customer_id == principal.customer_id,
+                        accounts.c.id == account_id, accounts.c.customer_id == customer_id
                     )
                 )
             ).first()
             if row is None:
                 raise NotFound("no such account")
             shares = await _shares(connection, [account_id])
-        account = _account(row, shares.get(account_id))
-        if not self._may_use(principal, account):
-            raise AccountNotAccessible("the account is neither yours nor shared with you")
-        return account
+        return _account(row, shares.get(account_id))
 
     @staticmethod
     def _may_use(principal: Principal, account: Account) -> bool:
@@ -233,7 +272,7 @@ class AccountService:
     async def rename(self, principal: Principal, account_id: str, name: str) -> Account:
         """Change the account's name."""
         await self._managed(principal, account_id)
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS) as connection:
             await connection.execute(
                 update(accounts)
                 .where(accounts.c.id == account_id)
@@ -269,7 +308,7 @@ class AccountService:
         plain, secret = split_secret(
             field_specs(provider.auth_method, provider.account_fields), values
         )
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS) as connection:
             await connection.execute(
                 update(accounts)
                 .where(accounts.c.id == account_id)
@@ -346,7 +385,7 @@ class AccountService:
         }
         if name:
             values["name"] = name
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS) as connection:
             # The UPDATE first: on PostgreSQL it locks the row against a refresh's store.
             changed = await connection.execute(
                 update(accounts).where(accounts.c.id == account_id).values(**values)
@@ -365,9 +404,9 @@ class AccountService:
         return await self.get(principal, account_id), True
 
     async def delete(self, principal: Principal, account_id: str) -> None:
-        """Delete the account, its secrets and its shares."""
+        """Delete the account, its secrets, its shares and the app mappings naming it."""
         await self._managed(principal, account_id)
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS, Area.APPS) as connection:
             await connection.execute(delete(accounts).where(accounts.c.id == account_id))
 
     async def share(self, principal: Principal, account_id: str, user_id: str) -> Account:
@@ -377,7 +416,7 @@ class AccountService:
             NotFound: no such user in the caller's customer.
         """
         account = await self._managed(principal, account_id)
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS) as connection:
             found = (
                 await connection.execute(
                     select(users.c.id).where(
@@ -405,7 +444,7 @@ class AccountService:
     async def unshare(self, principal: Principal, account_id: str, user_id: str) -> None:
         """Stop sharing the account with `user_id` (harmless if it was not shared)."""
         await self._managed(principal, account_id)
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS) as connection:
             await connection.execute(
                 delete(account_shares).where(
                     account_shares.c.account_id == account_id,
@@ -423,7 +462,8 @@ class AccountService:
             NotFound: no such account in the caller's customer.
             AccountNotAccessible: it is neither the caller's nor shared with it.
         """
-        account = await self.get(principal, account_id)
+        key = (principal.customer_id, account_id)
+        account = await self._records.get_or_load(key, lambda: self._load(*key))
         if principal.user_id != account.owner_id and principal.user_id not in account.shared_with:
             raise AccountNotAccessible("the account is neither yours nor shared with you")
         return account
@@ -447,9 +487,13 @@ class AccountService:
                 f"the account is for {account.connector_key!r}, "
                 f"the connector needs {provider.key!r}"
             )
-        async with self._engine.connect() as connection:
-            secret = await self._vault.load(connection, account.customer_id, account_id)
+        key = (account.customer_id, account_id)
+        secret = await self._secrets.get_or_load(key, lambda: self._open(*key))
         return {**account.fields, **secret}, tuple(secret.values())
+
+    async def _open(self, customer_id: str, account_id: str) -> dict[str, str]:
+        async with self._engine.connect() as connection:
+            return await self._vault.load(connection, customer_id, account_id)
 
 
 class AccountsForRuns:

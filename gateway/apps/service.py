@@ -20,12 +20,21 @@ from gateway.apps.tables import app_account_mappings, app_aliases, app_files, ap
 from gateway.connectors.tables import connectors
 from gateway.errors import Conflict, Forbidden, NotFound, ProviderMismatch, ValidationFailed
 from gateway.identity.principal import Principal
+from gateway.store.cache import Cache
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
 
 # Inflating a zip at the caps takes well under a second; this only stops a pathological one.
 BUNDLE_TIMEOUT_S: Final = 30.0
+# The action endpoint's alias resolution (decision 0019), keyed by customer, user, instance
+# and alias; mapping changes and deletions drop it at once here, elsewhere at the next poll.
+MAPPINGS_MAX: Final = 10_000
+MAPPINGS_MAX_AGE_S: Final = 60.0
+
+MappingKey = tuple[str, str, str, str]
+"""(customer id, user id, instance id, alias)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +90,29 @@ def _instance(row: Any) -> Instance:
 
 
 class AppService:
-    """App designs, their instances and the per-user account mappings of each instance."""
+    """App designs, their instances and the per-user account mappings of each instance.
+
+    Args:
+        engine: the metadata store.
+        accounts: the account service (mappings name usable accounts).
+        limits: the caps on uploaded bundles.
+        generations: the process's cache generations (none: nothing cached, writes bump).
+    """
 
     def __init__(
-        self, engine: AsyncEngine, accounts: AccountService, limits: BundleLimits | None = None
+        self,
+        engine: AsyncEngine,
+        accounts: AccountService,
+        limits: BundleLimits | None = None,
+        generations: Generations | None = None,
     ) -> None:
         self._engine = engine
         self._accounts = accounts
         self.limits = limits or BundleLimits()
+        self._generations = generations = generations or Generations(engine)
+        self._mapped: Cache[MappingKey, str] = generations.cache(
+            Area.APPS, "account_mappings", max_size=MAPPINGS_MAX, max_age_s=MAPPINGS_MAX_AGE_S
+        )
 
     async def read_bundle(self, data: bytes) -> Bundle:
         """Check and inflate an app zip off the event loop (see `gateway.apps.bundle`).
@@ -186,7 +210,7 @@ class AppService:
         app = await self.get(principal, app_id)
         if app.owner_id != principal.user_id and not principal.is_admin_of(principal.customer_id):
             raise Forbidden("only the app's uploader and its customer's admins delete it")
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.APPS) as connection:
             await connection.execute(
                 delete(apps).where(apps.c.id == app_id, apps.c.customer_id == principal.customer_id)
             )
@@ -301,7 +325,7 @@ class AppService:
         key = {"instance_id": instance_id, "user_id": principal.user_id, "alias": alias}
         now = utcnow()
         try:
-            async with self._engine.begin() as connection:
+            async with self._generations.begin(Area.APPS) as connection:
                 changed = await connection.execute(
                     update(app_account_mappings)
                     .where(*(app_account_mappings.c[name] == value for name, value in key.items()))
@@ -372,12 +396,16 @@ class AppService:
             AliasNotMapped: the caller has mapped no account to `alias` there (or the app
                 declares no such alias).
         """
+        key = (principal.customer_id, principal.user_id, instance_id, alias)
+        return await self._mapped.get_or_load(key, lambda: self._mapping(*key))
+
+    async def _mapping(self, customer_id: str, user_id: str, instance_id: str, alias: str) -> str:
         async with self._engine.connect() as connection:
             known = (
                 await connection.execute(
                     select(app_instances.c.id).where(
                         app_instances.c.id == instance_id,
-                        app_instances.c.customer_id == principal.customer_id,
+                        app_instances.c.customer_id == customer_id,
                     )
                 )
             ).first()
@@ -387,7 +415,7 @@ class AppService:
                 await connection.execute(
                     select(app_account_mappings.c.account_id).where(
                         app_account_mappings.c.instance_id == instance_id,
-                        app_account_mappings.c.user_id == principal.user_id,
+                        app_account_mappings.c.user_id == user_id,
                         app_account_mappings.c.alias == alias,
                     )
                 )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
 import structlog
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
@@ -35,6 +35,7 @@ from gateway.identity.principal import Principal
 from gateway.metrics import Metrics
 from gateway.oauth.refresh import ACCESS_FIELD, REFRESH_FIELD
 from gateway.oauth.session import OAuthForRuns, OAuthGrant
+from gateway.store.batching import BatchWriter
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
@@ -101,6 +102,8 @@ class RunService:
     With `oauth`, a stored OAuth 2.0 account's access token is refreshed before the run when
     it expires within the margin, and once after an upstream 401 (SPEC 6); the connector's
     client secret is `metadata.account.clientSecret` (SPEC 3.2), redacted like every secret.
+    Runs are stored through `writer` (group commit, decision 0019) when one is given and
+    started: reads here see this process's runs that are not committed yet.
     """
 
     def __init__(
@@ -114,8 +117,10 @@ class RunService:
         oauth: OAuthForRuns | None = None,
         metrics: Metrics | None = None,
         state: ScriptStates | None = None,
+        writer: BatchWriter[StoredRun] | None = None,
     ) -> None:
         self._engine = engine
+        self._writer = writer or run_writer(engine)
         self._metrics = metrics
         self._state = state
         self._connectors = connectors
@@ -341,6 +346,9 @@ class RunService:
         Raises:
             NotFound: no such run for this caller.
         """
+        pending = self._writer.find(run_id)
+        if pending is not None and _readable(principal, pending, None):
+            return replace(pending, cut_off_host=None)  # as it will read once stored
         query = select(runs).where(runs.c.id == run_id, runs.c.customer_id == principal.customer_id)
         if not principal.is_admin_of(principal.customer_id):
             query = query.where(runs.c.user_id == principal.user_id)
@@ -353,7 +361,10 @@ class RunService:
     async def list_runs(
         self, principal: Principal, connector_guid: str | None, limit: int, cursor: str | None
     ) -> tuple[list[StoredRun], str | None]:
-        """A page of the runs the caller may read, newest first, optionally of one connector."""
+        """A page of the runs the caller may read, newest first, optionally of one connector.
+
+        This process's runs that are not committed yet are merged in by id.
+        """
         query = select(runs).where(runs.c.customer_id == principal.customer_id)
         if not principal.is_admin_of(principal.customer_id):
             query = query.where(runs.c.user_id == principal.user_id)
@@ -363,7 +374,20 @@ class RunService:
             rows, next_cursor = await paginate(
                 connection, query, runs.c.id, limit, cursor, descending=True
             )
-        return [_stored_run(row) for row in rows], next_cursor
+        stored = [_stored_run(row) for row in rows]
+        pending = [
+            replace(run, cut_off_host=None)
+            for run in self._writer.pending()
+            if _readable(principal, run, connector_guid) and (cursor is None or run.id < cursor)
+        ]
+        if not pending:
+            return stored, next_cursor
+        return _merge_page(stored, pending, limit, more=next_cursor is not None)
+
+    async def flush_runs(self) -> None:
+        """Write the runs that wait for the group commit now, retrying a failing store until
+        it works (for code that reads the `runs` table itself)."""
+        await self._writer.flush()
 
     async def purge_runs(self, older_than: datetime) -> int:
         """Delete the runs made before `older_than` (retention); return how many."""
@@ -372,26 +396,7 @@ class RunService:
         return deleted.rowcount
 
     async def _store(self, run: StoredRun) -> None:
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                insert(runs).values(
-                    id=run.id,
-                    customer_id=run.customer_id,
-                    user_id=run.user_id,
-                    connector_id=run.connector_id,
-                    connector_guid=run.connector_guid,
-                    kind=run.kind,
-                    mode=run.mode.value,
-                    status=run.status.value,
-                    result=run.result.model_dump(mode="json"),
-                    account_resolution=run.account_resolution,
-                    version=run.version,
-                    scope=run.scope.value if run.scope is not None else None,
-                    timings=run.timings,
-                    created_at=run.created_at,
-                    duration_ms=run.result.duration_ms,
-                )
-            )
+        await self._writer.submit(run.id, run)
 
     async def _account(
         self,
@@ -519,6 +524,54 @@ def _oauth_fields(connector: Connector) -> dict[str, JsonValue]:
         "accessTokenURL": auth.token_url,
         "scope": " ".join(auth.scopes),
     }
+
+
+def run_writer(engine: AsyncEngine, **options: Any) -> BatchWriter[StoredRun]:
+    """The group-commit writer of the `runs` table (start it to batch; see `BatchWriter`)."""
+    return BatchWriter(engine, runs, run_values, **options)
+
+
+def run_values(run: StoredRun) -> dict[str, Any]:
+    """The `runs` row of a run."""
+    return {
+        "id": run.id,
+        "customer_id": run.customer_id,
+        "user_id": run.user_id,
+        "connector_id": run.connector_id,
+        "connector_guid": run.connector_guid,
+        "kind": run.kind,
+        "mode": run.mode.value,
+        "status": run.status.value,
+        "result": run.result.model_dump(mode="json"),
+        "account_resolution": run.account_resolution,
+        "version": run.version,
+        "scope": run.scope.value if run.scope is not None else None,
+        "timings": run.timings,
+        "created_at": run.created_at,
+        "duration_ms": run.result.duration_ms,
+    }
+
+
+def _readable(principal: Principal, run: StoredRun, connector_guid: str | None) -> bool:
+    """`get_run`'s and `list_runs`' rule, for a run that is not in the store yet."""
+    return (
+        run.customer_id == principal.customer_id
+        and (principal.is_admin_of(principal.customer_id) or run.user_id == principal.user_id)
+        and connector_guid in (None, run.connector_guid)
+    )
+
+
+def _merge_page(
+    stored: Iterable[StoredRun], pending: Iterable[StoredRun], limit: int, *, more: bool
+) -> tuple[list[StoredRun], str | None]:
+    """One page, newest first, of stored runs and pending ones (a run may be in both while
+    its batch commits); the cursor is the page's last id when anything may follow it."""
+    merged = sorted({run.id: run for run in (*stored, *pending)}.values(), key=lambda r: r.id)
+    merged.reverse()
+    page = merged[:limit]
+    if more or len(merged) > limit:
+        return page, page[-1].id
+    return page, None
 
 
 def _stored_run(row: Row[*tuple[Any, ...]]) -> StoredRun:

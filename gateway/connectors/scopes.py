@@ -15,6 +15,7 @@ from gateway.connectors.models import ConnectorKind, Scope
 from gateway.connectors.tables import connector_versions, connectors, scope_changes
 from gateway.errors import Conflict, Forbidden
 from gateway.identity.principal import Principal, Role
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
@@ -124,8 +125,9 @@ class ScopeService:
     and promotes for every customer, sees every customer's (decision 0014).
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, generations: Generations | None = None) -> None:
         self._engine = engine
+        self._generations = generations or Generations(engine)
 
     async def set_scope(
         self, principal: Principal, guid: str, target: Scope, reason: str
@@ -137,7 +139,7 @@ class ScopeService:
             ScopeNotAllowed: the caller may not make this change.
             Conflict: the action was never published, or its key is taken among global ones.
         """
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.CONNECTORS) as connection:
             row = await self._action(connection, principal, guid)
             current = Scope(row.scope)
             if not may_set_scope(principal, row.customer_id, current, target):

@@ -43,6 +43,7 @@ from gateway.connectors.tables import connector_icons, connector_scripts, connec
 from gateway.connectors.versions import VersionService
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.principal import Principal
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
@@ -92,11 +93,19 @@ class ConnectorService:
     `versions` publishes and reads their versions, `scopes` the scopes of actions.
     """
 
-    def __init__(self, engine: AsyncEngine, *, sealer: ClientSecretSealer | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        sealer: ClientSecretSealer | None = None,
+        generations: Generations | None = None,
+    ) -> None:
         self._engine = engine
         self._sealer = sealer
-        self.versions: Final = VersionService(engine)
-        self.scopes: Final = ScopeService(engine)
+        # Every write here changes what runs use (definition, scripts, owner, client secret).
+        self._generations = generations = generations or Generations(engine)
+        self.versions: Final = VersionService(engine, generations)
+        self.scopes: Final = ScopeService(engine, generations)
 
     # --- definitions ---------------------------------------------------------------------
     async def create_connector(self, principal: Principal, body: ConnectorCreate) -> Connector:
@@ -158,7 +167,7 @@ class ConnectorService:
         """
         given = body.model_fields_set
         try:
-            async with self._engine.begin() as connection:
+            async with self._generations.begin(Area.CONNECTORS) as connection:
                 current = await self._changeable(connection, principal, guid)
                 if not given:
                     return current  # an empty patch changes nothing, not even updated_at
@@ -180,7 +189,7 @@ class ConnectorService:
             NotFound: no such connector for this caller.
             Forbidden: the caller is neither the owner nor an admin.
         """
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.CONNECTORS) as connection:
             current = await self._changeable(connection, principal, guid)
             await connection.execute(delete(connectors).where(connectors.c.id == current.id))
 
@@ -374,7 +383,7 @@ class ConnectorService:
         upload wins the unique key (PostgreSQL; SQLite writers are serialised)."""
         for attempt in (1, 2):
             try:
-                async with self._engine.begin() as connection:
+                async with self._generations.begin(Area.CONNECTORS) as connection:
                     current = await self._changeable(connection, principal, guid)
                     if check is not None:
                         check(current)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Row, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -29,10 +29,20 @@ from gateway.connectors.tables import (
 )
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.principal import Principal
+from gateway.store.cache import Cache
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
 from runtime.model import JsonValue
+
+# What runs use (decision 0019), by customer, user, connector, script and run scope: every
+# connector write drops it at once here and at the next poll elsewhere.
+RUNNABLE_MAX: Final = 5_000
+RUNNABLE_MAX_AGE_S: Final = 60.0
+
+RunnableKey = tuple[str, str, str, ScriptKind, str, Scope | None]
+"""(customer id, user id, guid, script kind, script parameter, run scope)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +87,12 @@ class VersionService:
     every user for a global connector. Publishing is for the customer's admins.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, generations: Generations | None = None) -> None:
         self._engine = engine
+        self._generations = generations = generations or Generations(engine)
+        self._runnable: Cache[RunnableKey, Runnable] = generations.cache(
+            Area.CONNECTORS, "runnable", max_size=RUNNABLE_MAX, max_age_s=RUNNABLE_MAX_AGE_S
+        )
 
     async def publish(self, principal: Principal, guid: str) -> Version:
         """Publish the draft as the next version; a personal action becomes `customer`.
@@ -90,7 +104,7 @@ class VersionService:
             Conflict: a concurrent publish of the same connector took the number.
         """
         try:
-            async with self._engine.begin() as connection:
+            async with self._generations.begin(Area.CONNECTORS) as connection:
                 row = await _row(connection, principal, guid, own_customer=True)
                 if not principal.is_admin_of(row.customer_id):
                     raise Forbidden("only the customer's admins publish its connectors")
@@ -156,6 +170,14 @@ class VersionService:
             NotFound: no such connector for this caller.
             Conflict: the run needs a published version and there is none.
         """
+        key = (principal.customer_id, principal.user_id, guid, kind, param, scope)
+        return await self._runnable.get_or_load(
+            key, lambda: self._load_runnable(principal, guid, kind, param, scope)
+        )
+
+    async def _load_runnable(
+        self, principal: Principal, guid: str, kind: ScriptKind, param: str, scope: Scope | None
+    ) -> Runnable:
         async with self._engine.connect() as connection:
             row = await _row(connection, principal, guid)
             connector = connector_from_row(row, (), ())

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Row, and_, delete, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -15,12 +15,26 @@ from gateway.connectors.tables import connectors
 from gateway.errors import Conflict, NotFound
 from gateway.identity.principal import Principal, Role
 from gateway.identity.tokens import digests_match, looks_like_token, new_token, token_digest
+from gateway.store.cache import Cache
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import api_tokens, customers, users, utcnow
 
 # Recording every use would make each request a write; a minute's precision is enough.
 LAST_USED_PRECISION: Final = timedelta(minutes=1)
+# Principals by token digest (decision 0019): revocation, role changes and deletions drop
+# them at once here and at the next poll elsewhere; the age only bounds a missed bump.
+PRINCIPALS_MAX: Final = 10_000
+PRINCIPALS_MAX_AGE_S: Final = 60.0
+
+
+@dataclass(slots=True)
+class _Known:
+    """A cached principal and when its token's use was last recorded (or noted to be)."""
+
+    principal: Principal
+    last_used_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +71,23 @@ class TokenInfo:
 
 
 class IdentityService:
-    """Creates and looks up customers, users and tokens; authenticates tokens."""
+    """Creates and looks up customers, users and tokens; authenticates tokens.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Args:
+        engine: the metadata store.
+        generations: the process's cache generations; without them (the CLI) nothing is
+            cached but every write still bumps, so serving processes hear of it.
+    """
+
+    def __init__(self, engine: AsyncEngine, generations: Generations | None = None) -> None:
         self._engine = engine
+        self._generations = generations or Generations(engine)
+        self._principals: Cache[str, _Known] = self._generations.cache(
+            Area.IDENTITY, "principals", max_size=PRINCIPALS_MAX, max_age_s=PRINCIPALS_MAX_AGE_S
+        )
+        # Token uses seen on cached principals, written by the next poll (one statement).
+        self._uses: dict[str, datetime] = {}
+        self._generations.after_poll(self.record_uses)
 
     async def create_customer(self, name: str) -> Customer:
         """Create a customer.
@@ -201,7 +228,7 @@ class IdentityService:
             user.created_at,
         )
         try:
-            async with self._engine.begin() as connection:
+            async with self._generations.begin(Area.IDENTITY) as connection:
                 if user.role is Role.PLATFORM_ADMIN and changed.role is not Role.PLATFORM_ADMIN:
                     await _keep_a_platform_admin(connection, user.id)
                 await connection.execute(
@@ -224,8 +251,9 @@ class IdentityService:
             Conflict: the user owns connectors and `connectors_to` is None, it is the last
                 platform admin, or another object still refers to it.
         """
+        # Its principal, its connectors' owner, its accounts and its mappings all change.
         try:
-            async with self._engine.begin() as connection:
+            async with self._generations.begin(*Area) as connection:
                 if user.role is Role.PLATFORM_ADMIN:
                     await _keep_a_platform_admin(connection, user.id)
                 await _hand_over_connectors(connection, user, connectors_to)
@@ -281,7 +309,7 @@ class IdentityService:
         Raises:
             NotFound: `user` has no such token.
         """
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.IDENTITY) as connection:
             found = (
                 await connection.execute(
                     select(api_tokens.c.id).where(
@@ -300,10 +328,26 @@ class IdentityService:
             )
 
     async def authenticate(self, token: str) -> Principal | None:
-        """The principal of a valid, unrevoked token, or None."""
+        """The principal of a valid, unrevoked token, or None.
+
+        Principals are cached by token digest (a token that does not authenticate is not);
+        a use on a cached principal is recorded by the next poll, at most once a minute.
+        """
         if not looks_like_token(token):
             return None
         digest = token_digest(token)
+        found = self._principals.peek(digest)
+        if found is not None:
+            self._note_use(found[0])
+            return found[0].principal
+        epoch = self._principals.epoch
+        loaded = await self._load_principal(token, digest)
+        if loaded is None:
+            return None
+        self._principals.put(digest, loaded, epoch)
+        return loaded.principal
+
+    async def _load_principal(self, token: str, digest: str) -> _Known | None:
         query = (
             select(
                 api_tokens.c.id,
@@ -327,13 +371,44 @@ class IdentityService:
         # The lookup is by digest; the comparison is repeated in constant time anyway.
         if row is None or not digests_match(row.token_hash, token):
             return None
-        now = utcnow()
-        if row.last_used_at is None or now - row.last_used_at > LAST_USED_PRECISION:
+        now, last_used = utcnow(), row.last_used_at
+        if last_used is None or now - last_used > LAST_USED_PRECISION:
+            # This request went to the store anyway; the write costs no extra request.
             async with self._engine.begin() as connection:
                 await connection.execute(
                     update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
                 )
-        return Principal(row.user_id, row.customer_id, Role(row.role), token_id=row.id)
+            last_used = now
+        principal = Principal(row.user_id, row.customer_id, Role(row.role), token_id=row.id)
+        return _Known(principal, last_used)
+
+    def _note_use(self, known: _Known) -> None:
+        now = utcnow()
+        if known.last_used_at is None or now - known.last_used_at > LAST_USED_PRECISION:
+            known.last_used_at = now
+            if known.principal.token_id is not None:
+                self._uses[known.principal.token_id] = now
+
+    async def record_uses(self) -> None:
+        """Write the token uses noted on cached principals since the last call, in one go.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the store failed (the uses are noted again).
+        """
+        if not self._uses:
+            return
+        uses, self._uses = self._uses, {}
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    update(api_tokens)
+                    .where(api_tokens.c.id == bindparam("token_id"))
+                    .values(last_used_at=bindparam("used_at")),
+                    [{"token_id": key, "used_at": at} for key, at in uses.items()],
+                )
+        except BaseException:
+            self._uses = {**uses, **self._uses}
+            raise
 
     async def bootstrap(self, customer_name: str, email: str) -> tuple[User, str]:
         """Create the first customer, its platform admin and a token; only once.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -11,14 +13,34 @@ from gateway.connectors.records import Connector
 from gateway.connectors.tables import connectors
 from gateway.errors import NotFound, ProviderMismatch
 from gateway.oauth.tokens import OAuthClientConfig
+from gateway.store.cache import Cache
+from gateway.store.generations import Area, Generations
+
+# Opened client secrets by customer and connector (decision 0019); a connector write drops
+# them at once here and at the next poll elsewhere.
+SECRETS_MAX: Final = 1_000
+SECRETS_MAX_AGE_S: Final = 60.0
 
 
 class ClientConfigs:
-    """Builds `OAuthClientConfig`s from stored connectors (the secret is opened only here)."""
+    """Builds `OAuthClientConfig`s from stored connectors (the secret is opened only here).
 
-    def __init__(self, engine: AsyncEngine, vault: SecretVault) -> None:
+    Args:
+        engine: the metadata store.
+        vault: opens the sealed client secrets.
+        generations: the process's cache generations (none: nothing cached).
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, vault: SecretVault, generations: Generations | None = None
+    ) -> None:
         self._engine = engine
         self._vault = vault
+        self._secrets: Cache[tuple[str, str], str | None] = (
+            generations or Generations(engine)
+        ).cache(
+            Area.CONNECTORS, "client_secrets", max_size=SECRETS_MAX, max_age_s=SECRETS_MAX_AGE_S
+        )
 
     async def client_secret(self, connector: Connector) -> str | None:
         """The connector's OAuth client secret, or None for a public client.
@@ -27,6 +49,10 @@ class ClientConfigs:
             NotFound: the connector no longer exists.
             gateway.crypto.DecryptionError: the sealed secret does not belong to it.
         """
+        key = (connector.customer_id, connector.id)
+        return await self._secrets.get_or_load(key, lambda: self._open(connector))
+
+    async def _open(self, connector: Connector) -> str | None:
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(

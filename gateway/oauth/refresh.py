@@ -46,6 +46,8 @@ from gateway.oauth.tokens import (
     ProviderUnavailable,
     TokenSet,
 )
+from gateway.store.cache import Cache
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.tables import utcnow
 
@@ -59,6 +61,11 @@ _CALL_SHARE_OF_LEASE: Final = 0.75
 # How long a task waits for another process's refresh before it gives up, in leases.
 _WAIT_IN_LEASES: Final = 3
 _MAX_DOUBLINGS: Final = 20
+# `access_token`'s reads of the account (decision 0019): every write of the coordinator
+# drops them before the new token is handed out, so this process never serves a token
+# older than the one a refresh stored; a 401 and a refresh always read the store.
+STATES_MAX: Final = 2_000
+STATES_MAX_AGE_S: Final = 30.0
 
 Key = tuple[str, str]
 
@@ -189,6 +196,7 @@ class RefreshCoordinator:
             failure in a row (counted per process).
         backoff_max: the longest wait, also the cap on `Retry-After`.
         on_refresh: called with each `RefreshOutcome` (for the metrics).
+        generations: the process's cache generations (none: nothing cached, writes bump).
 
     Raises:
         ValueError: a duration is not positive.
@@ -206,6 +214,7 @@ class RefreshCoordinator:
         backoff_base: timedelta = timedelta(seconds=5),
         backoff_max: timedelta = timedelta(minutes=15),
         on_refresh: Callable[[str], None] | None = None,
+        generations: Generations | None = None,
     ) -> None:
         if lease <= timedelta(0) or poll <= 0 or backoff_base <= timedelta(0):
             raise ValueError("lease, poll and backoff_base must be positive")
@@ -222,6 +231,10 @@ class RefreshCoordinator:
         self._on_refresh = on_refresh
         self._flights: dict[Key, _Flight] = {}
         self._failures: dict[Key, int] = {}
+        self._generations = generations = generations or Generations(engine)
+        self._states: Cache[Key, _State] = generations.cache(
+            Area.ACCOUNTS, "oauth_states", max_size=STATES_MAX, max_age_s=STATES_MAX_AGE_S
+        )
 
     # --- public -----------------------------------------------------------------------
 
@@ -240,7 +253,8 @@ class RefreshCoordinator:
                 refresh token); the provider is not asked again.
             RefreshUnavailable: the token expired and cannot be refreshed now.
         """
-        state = await self._read(customer_id, account_id)
+        key = (customer_id, account_id)
+        state = await self._states.get_or_load(key, lambda: self._read(*key))
         result = self._decide(state, None, utcnow())
         if result is None:
             result = await self._board(customer_id, account_id, config, None)[1]
@@ -439,7 +453,7 @@ class RefreshCoordinator:
         customer_id, account_id = key
         refresh_token = tokens.refresh_token or state.refresh_token
         try:
-            async with self._engine.begin() as connection:
+            async with self._generations.begin(Area.ACCOUNTS) as connection:
                 held = await connection.execute(
                     self._leased(account_id, owner).values(
                         token_expires_at=tokens.expires_at,
@@ -493,7 +507,7 @@ class RefreshCoordinator:
 
     async def _give_up(self, key: Key, owner: str, outcome: RefreshOutcome, why: str) -> _Result:
         """Mark the account `needs_reauth` and free the lease (O4): no retry loop."""
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS) as connection:
             await connection.execute(
                 self._leased(key[1], owner).values(
                     status="needs_reauth", updated_at=utcnow(), version=accounts.c.version + 1
@@ -521,7 +535,7 @@ class RefreshCoordinator:
             retry_after = self._backoff_base * 2 ** min(failures - 1, _MAX_DOUBLINGS)
         wait = min(max(retry_after, 0.0), self._backoff_max)
         now = utcnow()
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.ACCOUNTS) as connection:
             await connection.execute(
                 self._leased(key[1], owner).values(
                     refresh_backoff_until=now + timedelta(seconds=wait),

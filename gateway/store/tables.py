@@ -205,3 +205,14 @@ script_state: Final = Table(
         ondelete="CASCADE",
     ),
 )
+
+# The caches' invalidation counters (gateway.store.generations, decision 0019): one row per
+# cache area, bumped in the transaction of every write that changes a cached fact and polled
+# by every process. Not tenant data (no customer_id): an area's caches hold every tenant's
+# entries, and a per-tenant row would make each process's poll grow with the tenants.
+cache_generations: Final = Table(
+    "cache_generations",
+    metadata,
+    Column("area", String(32), primary_key=True),
+    Column("generation", Integer, nullable=False),
+)

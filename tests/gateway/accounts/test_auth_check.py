@@ -24,7 +24,7 @@ from gateway.app import create_app
 from gateway.connectors.tables import runs
 from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.principal import Role
-from gateway.keys import ENGINE
+from gateway.keys import ENGINE, RUNS
 from gateway.settings import Settings
 from tests.gateway.callers import Caller, Client, make_caller, problem
 from tests.gateway.connectors.conftest import Upstream, create_connector, put_script
@@ -108,6 +108,7 @@ async def _refused(
 ) -> str:
     """Assert the problem of a create, its stored run, and that nothing was stored."""
     body = await problem(await _create(client, caller, key), status, code)
+    await client.app[RUNS].flush_runs()
     async with client.app[ENGINE].connect() as connection:
         run = (await connection.execute(select(runs).where(runs.c.id == body["run_id"]))).one()
     assert (run.kind, run.user_id) == ("auth", caller.user_id)

@@ -61,6 +61,7 @@ async def _run(client: Client, caller: Caller, guid: str, **body: Any) -> dict[s
 
 
 async def _stored_row_text(client: Client, run_id: str) -> str:
+    await client.app[RUNS].flush_runs()
     async with client.app[ENGINE].connect() as connection:
         row = (await connection.execute(select(runs).where(runs.c.id == run_id))).one()
     return json.dumps([str(value) for value in row])
@@ -377,6 +378,7 @@ async def test_runs_past_their_retention_are_swept(
         for _ in range(2)
     ]
     old, recent = (run["run_id"] for run in runs_made)
+    await client.app[RUNS].flush_runs()
     async with client.app[ENGINE].begin() as connection:
         await connection.execute(
             update(runs).where(runs.c.id == old).values(created_at=utcnow() - timedelta(days=31))

@@ -24,7 +24,7 @@ from yarl import URL
 from gateway.accounts.tables import account_secrets, accounts
 from gateway.connectors.tables import runs
 from gateway.crypto import DecryptionError, Sealed, associated_data, load_keyring
-from gateway.keys import ENGINE, VAULT
+from gateway.keys import ENGINE, RUNS, VAULT
 from gateway.oauth import new_code_verifier
 from gateway.oauth.tables import oauth_states
 from gateway.settings import Settings
@@ -200,6 +200,7 @@ async def test_the_browser_flow_creates_an_account_with_sealed_tokens(
         "accesstoken": family.access_token,
         "refreshtoken": family.refresh_token,
     }
+    await client.app[RUNS].flush_runs()
     async with client.app[ENGINE].connect() as connection:
         sealed = [r.ciphertext for r in await connection.execute(select(account_secrets))]
         checks = (await connection.execute(select(runs))).all()
@@ -341,6 +342,7 @@ async def test_an_auth_script_that_fails_is_not_a_rejection_and_creates_nothing(
         await client.get(callback, headers=JSON), HTTPStatus.UNPROCESSABLE_ENTITY, code
     )
     assert body["detail"].startswith(detail)
+    await client.app[RUNS].flush_runs()
     async with client.app[ENGINE].connect() as connection:
         check = (await connection.execute(select(runs).where(runs.c.id == body["run_id"]))).one()
     assert (check.kind, check.status) == ("auth", "error")

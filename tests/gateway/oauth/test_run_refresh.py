@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 
 from gateway.accounts.tables import accounts
 from gateway.connectors.tables import runs
-from gateway.keys import ENGINE, VAULT
+from gateway.keys import ENGINE, RUNS, VAULT
 from gateway.settings import Settings
 from gateway.store import utcnow
 from tests.gateway.callers import Caller, Client, problem
@@ -163,6 +163,7 @@ async def test_a_401_mid_run_refreshes_once_and_replays_once(
         '200 {"family": 0, "echo": "you sent [redacted]"}',
     ]
     assert (await _stored(client, account_id))["accesstoken"] == fresh
+    await client.app[RUNS].flush_runs()
     async with client.app[ENGINE].connect() as connection:
         stored_run = (
             await connection.execute(select(runs).where(runs.c.id == run["run_id"]))
@@ -317,6 +318,7 @@ async def test_s1_tokens_and_the_client_secret_never_leak(
         await client.get(f"/api/v1/connectors/{crm['guid']}", headers=owner.headers)
         await connect(client, owner, account_id=account_id)
         await client.get("/metrics")
+    await client.app[RUNS].flush_runs()
     async with client.app[ENGINE].connect() as connection:
         stored_runs = [tuple(row) for row in await connection.execute(select(runs))]
     assert len(stored_runs) == 4  # two auth checks, two process runs

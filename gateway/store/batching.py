@@ -1,0 +1,208 @@
+"""Group commit: rows handed over one by one, inserted many per transaction (decision 0019).
+
+`BatchWriter.submit` queues a row and returns; a background task inserts what is queued in
+one transaction as soon as `batch_max` rows wait or `interval_s` after the first one. The
+queued items stay readable (`pending`) until their transaction commits, so the process that
+wrote them reads its own writes. A failing store is retried with exponential backoff;
+nothing is dropped while the process runs: once `max_pending` rows wait, `submit` waits too
+(backpressure). `close` flushes what is queued, retrying for at most `grace_s`; rows still
+unwritten then are counted and logged as lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+import structlog
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_BATCH_MAX: Final = 200
+DEFAULT_INTERVAL_S: Final = 0.005
+DEFAULT_MAX_PENDING: Final = 10_000
+DEFAULT_RETRY_BASE_S: Final = 0.05
+DEFAULT_RETRY_MAX_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How a `BatchWriter` groups, bounds and retries.
+
+    Attributes:
+        batch_max: rows per transaction at most; this many waiting flush at once.
+        interval_s: how long the first waiting row waits for company.
+        max_pending: rows queued before `submit` waits for the store.
+        retry_base_s: the first pause after a failed transaction, doubled per failure.
+        retry_max_s: the longest pause.
+    """
+
+    batch_max: int = DEFAULT_BATCH_MAX
+    interval_s: float = DEFAULT_INTERVAL_S
+    max_pending: int = DEFAULT_MAX_PENDING
+    retry_base_s: float = DEFAULT_RETRY_BASE_S
+    retry_max_s: float = DEFAULT_RETRY_MAX_S
+
+    def __post_init__(self) -> None:
+        if self.batch_max < 1 or self.max_pending < self.batch_max:
+            raise ValueError("batch_max must be positive and max_pending at least batch_max")
+        if self.interval_s < 0 or self.retry_base_s <= 0 or self.retry_max_s < self.retry_base_s:
+            raise ValueError("intervals must not be negative, retries must be positive")
+
+
+class BatchWriter(Generic[T]):
+    """Inserts items of type `T` into `table`, many per transaction.
+
+    Args:
+        engine: the metadata store.
+        table: where the rows go; its `id` column is the items' key.
+        values: an item's row.
+        limits: grouping, bounds and retries.
+        on_batch: called with ("written" | "failed" | "lost", rows) for the metrics.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        values: Callable[[T], Mapping[str, Any]],
+        *,
+        limits: BatchLimits | None = None,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._values = values
+        self._limits = limits or BatchLimits()
+        self._on_batch = on_batch
+        self._queue: dict[str, T] = {}
+        self._wake = asyncio.Event()
+        self._full = asyncio.Event()
+        self._room = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failures = 0
+
+    def pending(self) -> list[T]:
+        """The items handed over and not committed yet, oldest first."""
+        return list(self._queue.values())
+
+    def find(self, key: str) -> T | None:
+        """The pending item with this id, if it is still pending."""
+        return self._queue.get(key)
+
+    def start(self) -> None:
+        """Start the background writer."""
+        self._task = asyncio.create_task(self._write_forever(), name="batch-writer")
+
+    async def submit(self, key: str, item: T) -> None:
+        """Queue `item` (its row's `id` is `key`); waits while `max_pending` rows wait.
+
+        Without a running writer (not started, or closed) the row is inserted at once.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: only when inserting at once failed.
+        """
+        if self._task is None or self._closing:
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(self._table).values(**self._values(item)))
+            return
+        async with self._room:
+            await self._room.wait_for(lambda: len(self._queue) < self._limits.max_pending)
+        self._queue[key] = item
+        self._wake.set()
+        if len(self._queue) >= self._limits.batch_max:
+            self._full.set()
+
+    async def flush(self) -> None:
+        """Write everything queued now (retrying as the writer does); for tests and close."""
+        while self._queue:
+            await self._write_batch()
+
+    async def close(self, grace_s: float = 10.0) -> int:
+        """Stop taking rows, flush the queue for at most `grace_s`; the count of rows lost."""
+        self._closing = True
+        self._wake.set()
+        self._full.set()
+        task, self._task = self._task, None
+        if task is not None:
+            # The writer drains the queue and ends; cancelled only if the store stays down.
+            done, _ = await asyncio.wait([task], timeout=grace_s)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        lost = len(self._queue)
+        if lost:
+            log.error("batched_rows_lost_at_shutdown", table=self._table.name, rows=lost)
+            self._count("lost", lost)
+            self._queue.clear()
+        return lost
+
+    async def _write_forever(self) -> None:
+        while not (self._closing and not self._queue):
+            await self._wake.wait()
+            if len(self._queue) < self._limits.batch_max and not self._closing:
+                # Wait for company: a full batch or the interval, whichever comes first.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._limits.interval_s):
+                        await self._full.wait()
+            if self._queue:
+                await self._write_batch()
+            if not self._queue and not self._closing:
+                self._wake.clear()
+
+    async def _write_batch(self) -> None:
+        """Insert the oldest `batch_max` queued rows in one transaction, or pause on failure."""
+        batch = dict(list(self._queue.items())[: self._limits.batch_max])
+        try:
+            await self._insert(batch)
+        except (SQLAlchemyError, OSError) as exc:
+            self._failures += 1
+            self._count("failed", len(batch))
+            pause = min(
+                self._limits.retry_base_s * 2 ** min(self._failures - 1, 20),
+                self._limits.retry_max_s,
+            )
+            log.warning(
+                "batch_write_failed",
+                table=self._table.name,
+                rows=len(batch),
+                error=type(exc).__name__,
+                retry_in_s=pause,
+            )
+            await asyncio.sleep(pause)
+            return
+        self._failures = 0
+        for key in batch:
+            self._queue.pop(key, None)
+        if len(self._queue) < self._limits.batch_max and not self._closing:
+            self._full.clear()
+        self._count("written", len(batch))
+        async with self._room:
+            self._room.notify_all()
+
+    async def _insert(self, batch: Mapping[str, T]) -> None:
+        id_column = self._table.c.id
+        async with self._engine.begin() as connection:
+            if self._failures:
+                # The last commit may have happened with its answer lost: skip what is there.
+                there = await connection.execute(select(id_column).where(id_column.in_(batch)))
+                written = set(there.scalars())
+                batch = {key: item for key, item in batch.items() if key not in written}
+            if batch:
+                await connection.execute(
+                    insert(self._table), [dict(self._values(item)) for item in batch.values()]
+                )
+
+    def _count(self, outcome: str, rows: int) -> None:
+        if self._on_batch is not None:
+            self._on_batch(outcome, rows)
