@@ -90,6 +90,7 @@ class BatchWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._failures = 0
+        self._writing = asyncio.Lock()  # the background writer and `flush` take turns
 
     def pending(self) -> list[T]:
         """The items handed over and not committed yet, oldest first."""
@@ -162,7 +163,13 @@ class BatchWriter(Generic[T]):
 
     async def _write_batch(self) -> None:
         """Insert the oldest `batch_max` queued rows in one transaction, or pause on failure."""
+        async with self._writing:
+            await self._write_locked()
+
+    async def _write_locked(self) -> None:
         batch = dict(list(self._queue.items())[: self._limits.batch_max])
+        if not batch:
+            return
         try:
             await self._insert(batch)
         except (SQLAlchemyError, OSError) as exc:

@@ -67,27 +67,24 @@ class Cache(Generic[K, V]):
         """
         found = self.peek(key)
         if found is not None:
-            self.hits += 1
             return found[0]
-        self.misses += 1
         epoch = self._epoch
         value = await load()
         self.put(key, value, epoch)
         return value
 
     def peek(self, key: K) -> tuple[V] | None:
-        """`(value,)` if `key` is cached, fresh and young enough, else None."""
-        if not self._fresh():
-            return None
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        loaded_at, value = entry
-        if self._clock() - loaded_at > self._max_age_s:
+        """`(value,)` if `key` is cached, fresh and young enough, else None (a miss)."""
+        entry = self._entries.get(key) if self._fresh() else None
+        if entry is not None and self._clock() - entry[0] > self._max_age_s:
             del self._entries[key]
+            entry = None
+        if entry is None:
+            self.misses += 1
             return None
+        self.hits += 1
         self._entries.move_to_end(key)
-        return (value,)
+        return (entry[1],)
 
     @property
     def epoch(self) -> int:
