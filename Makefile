@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck bench bench-actions browser-deps clean
+.PHONY: run test lint fmt typecheck bench bench-actions bench-warmpath browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,15 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.actions
+	$(BIN)/python -m bench.warmpath
 
 # The action round trip against a bare aiohttp handler (SPEC 10), about a minute.
 bench-actions: $(STAMP)
 	$(BIN)/python -m bench.actions
+
+# Metadata lookups cold (the store) against warm (the caches), and group commit.
+bench-warmpath: $(STAMP)
+	$(BIN)/python -m bench.warmpath
 
 # The headless-Chromium test serves the unmodified ryuu.js from npm; it needs Debian's chromium
 # too (`apt-get install chromium`). Without either, that test skips and says which is missing.
