@@ -14,8 +14,13 @@ from aiohttp.web import Application, Request
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.keys import POOL
+from gateway.identity.principal import Principal, Role
+from gateway.keys import POOL, RUNS
 from gateway.settings import Settings
+from gateway.store import create_engine
+from gateway.store.tables import metadata
+from tests.gateway.callers import make_caller
+from tests.gateway.connectors.test_run_writer import make_run
 
 
 async def test_healthz_and_pool_lifecycle(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
@@ -25,6 +30,26 @@ async def test_healthz_and_pool_lifecycle(aiohttp_client: AiohttpClient, tmp_pat
     assert response.status == HTTPStatus.OK
     assert await response.json() == {"status": "ok"}
     assert app[POOL].stats().idle == 1
+
+
+async def test_a_clean_shutdown_writes_every_queued_run(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path, workers=1, run_batch_interval_ms=1000, run_batch_max=1000
+    )
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    caller = await make_caller(client, "acme", "olga@acme.test", Role.MEMBER)
+    made = [make_run(Principal(caller.user_id, caller.customer_id, Role.MEMBER)) for _ in range(3)]
+    for run in made:
+        await app[RUNS]._store(run)
+    await client.close()  # the cleanup flushes the writer before the engine goes away
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    async with engine.connect() as connection:
+        stored = (await connection.execute(metadata.tables["runs"].select())).all()
+    await engine.dispose()
+    assert sorted(row.id for row in stored) == sorted(run.id for run in made)
 
 
 def _free_port() -> int:
