@@ -133,6 +133,7 @@ class BatchWriter(Generic[T]):
         self._closing = True
         self._wake.set()
         self._full.set()
+        deadline = asyncio.get_running_loop().time() + grace_s
         task, self._task = self._task, None
         if task is not None:
             # The writer drains the queue and ends; cancelled only if the store stays down.
@@ -141,6 +142,11 @@ class BatchWriter(Generic[T]):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        # A shutdown may have cancelled the writer already (`asyncio.run` cancels every task
+        # when a signal ends the loop): what it left is written here.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self.flush()
         lost = len(self._queue)
         if lost:
             log.error("batched_rows_lost_at_shutdown", table=self._table.name, rows=lost)

@@ -138,3 +138,16 @@ async def test_rows_the_store_never_took_are_counted_lost_at_close(bare: AsyncEn
 def test_limits_are_checked() -> None:
     with pytest.raises(ValueError, match="max_pending"):
         BatchLimits(batch_max=10, max_pending=5)
+
+
+async def test_close_writes_what_a_cancelled_writer_left(bare: AsyncEngine) -> None:
+    await create_items(bare)
+    batch = writer(bare, Seen(), batch_max=5)
+    batch.start()
+    await submit(batch, 1, 2)
+    # A signal ending the loop cancels every task before the app's cleanup runs.
+    for task in asyncio.all_tasks():
+        if task.get_name() == "batch-writer":
+            task.cancel()
+    assert await batch.close() == 0
+    assert await stored(bare) == {"id-0001": 1, "id-0002": 2}
