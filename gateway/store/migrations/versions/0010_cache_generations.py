@@ -1,7 +1,7 @@
 """The caches' invalidation counters, one row per cache area (decision 0019).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-20
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0011"
 branch_labels: str | None = None
 depends_on: str | None = None
 
