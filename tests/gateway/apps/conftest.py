@@ -1,4 +1,5 @@
-"""Fixtures of the app tests: connectors to name in manifests, accounts to map."""
+"""Fixtures of the app tests: connectors to name in manifests, accounts to map, and the
+action tests' echoing upstream (for apps that call actions)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from gateway.connectors.tables import connectors
 from gateway.identity.principal import Principal, Role
 from gateway.keys import ACCOUNTS, ENGINE
 from gateway.settings import Settings
-from tests.gateway.apps.browser import new_browser
+from tests.gateway.actions.conftest import echo  # noqa: F401 - a fixture, registered by import
+from tests.gateway.apps.browser import Chromium, headless_chromium, new_browser
 from tests.gateway.callers import Caller, Client
 from tests.gateway.connectors.conftest import create_connector
 from tests.openapi_check import Conformance
@@ -96,3 +98,10 @@ async def browser() -> AsyncIterator[ClientSession]:
     """A browser with a cookie jar that reaches every `*.apps.localhost` on loopback."""
     async with new_browser() as session:
         yield session
+
+
+@pytest.fixture
+async def chromium(tmp_path: Path) -> AsyncIterator[Chromium]:
+    """A tab of a fresh headless Chromium (one start per test; see `browser.py`)."""
+    async with headless_chromium(tmp_path / "profile") as tab:
+        yield tab
