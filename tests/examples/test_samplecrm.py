@@ -13,8 +13,9 @@ from pytest_aiohttp import AiohttpClient
 
 from examples.samplecrm.api import CSV_ROWS, PASSWORD, USERNAME, add_routes
 from examples.tls import make_local_ca
+from gateway.apps.manifest import AppManifest
 from gateway.connectors.icons import inspect_png
-from gateway.connectors.models import ICON_SIZES, ConnectorCreate, IconSlot
+from gateway.connectors.models import ICON_SIZES, ConnectorCreate, ConnectorKind, IconSlot
 
 SAMPLECRM = Path(__file__).parents[2] / "examples" / "samplecrm"
 
@@ -31,6 +32,16 @@ def test_the_definition_is_a_valid_create_body() -> None:
     created = ConnectorCreate.model_validate_json((SAMPLECRM / "connector.json").read_text())
     assert created.key == "samplecrm"
     assert created.allowed_hosts == ["developer.domo.com"]
+
+
+def test_the_action_and_its_apps_manifest_are_valid_and_agree() -> None:
+    action = ConnectorCreate.model_validate_json((SAMPLECRM / "action.json").read_text())
+    assert action.kind is ConnectorKind.ACTION
+    assert action.allowed_hosts == ["developer.domo.com"]
+    manifest = AppManifest.model_validate_json((SAMPLECRM / "app/manifest.json").read_text())
+    assert [(m.alias, m.provider_key) for m in manifest.account_mapping] == [("deals", action.key)]
+    # The README puts the published action's guid in place of this placeholder.
+    assert "'ACTION_GUID'" in (SAMPLECRM / "app/app.js").read_text()
 
 
 async def test_the_api_answers_the_csv_to_the_right_login_only(

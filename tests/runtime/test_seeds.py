@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -152,6 +153,54 @@ async def test_printed_samplecrm_process_names_the_first_bad_cell(
     assert result.error.code == ErrorCode.BAD_CELL
     assert result.error.message.startswith("row 1, column '")
     assert result.rows == []
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "answer"),
+    [
+        (
+            "Grand deal",
+            RunStatus.SUCCESS,
+            {
+                "id": "006A",
+                "name": "Grand deal",
+                "account": "Grand Hotels",
+                "stage": "Closed Won",
+                "amount": 125000.5,
+                "closeDate": "2017-01-05",
+            },
+        ),
+        ("Lost deal", RunStatus.FAILED, None),
+    ],
+)
+async def test_the_samplecrm_lookup_action_answers_the_opportunity_or_says_none_is_named(
+    pool: WorkerPool,
+    fake_hosts: tuple[Fakes, EgressClient],
+    name: str,
+    status: RunStatus,
+    answer: dict[str, object] | None,
+) -> None:
+    """The README's action (`examples/samplecrm/lookup.js`): one cell, the opportunity."""
+    fakes, client = fake_hosts
+    result = await run_script(
+        pool,
+        _script("samplecrm/lookup.js"),
+        host=_host(client, "developer.domo.com"),
+        account={"username": USERNAME, "password": PASSWORD},
+        parameters={"Opportunity Name": name},
+    )
+    assert result.status is status, result.error
+    assert len(fakes.crm_requests) == 1
+    if answer is None:
+        assert result.error is not None
+        assert (result.error.code, result.error.message) == (
+            "not_found",
+            'No opportunity is named "Lost deal"',
+        )
+        assert result.rows == []
+    else:
+        assert [c.name for c in result.columns] == ["opportunity"]
+        assert [json.loads(cell) for (cell,) in result.rows] == [answer]
 
 
 async def test_salesforce_stage_action(
