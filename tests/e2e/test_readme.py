@@ -110,6 +110,57 @@ def _objects(text: str, *keys: str) -> list[dict[str, Any]]:
     return [o for o in _json_lines(text) if isinstance(o, dict) and set(keys) <= set(o)]
 
 
+def _opportunities(text: str) -> list[str]:
+    """The names of the opportunities the action answered, in order."""
+    return [o["name"] for o in _objects(text, "id", "name", "account", "stage", "amount")]
+
+
+def _check_the_action(output: str) -> None:
+    """Step 5: the action created, published as version 1 and called with an account id."""
+    (created,) = _objects(output, "guid", "key", "kind")
+    assert (created["kind"], created["key"]) == ("action", "samplecrm-deals")
+    scripts = _objects(output, "kind", "sha256")
+    assert [(s["kind"], s["syntax"]) for s in scripts] == [
+        ("auth", {"ok": True}),
+        ("process", {"ok": True}),
+    ]
+    (version,) = _objects(output, "number", "connector_guid")
+    assert version["number"] == 1
+    (listed,) = _objects(output, "items", "next_cursor")
+    assert [(a["guid"], a["scope"], a["version"]) for a in listed["items"]] == [
+        (created["guid"], "customer", 1)
+    ]
+    assert _opportunities(output) == ["Grand deal"] * 3
+    assert _objects(output, "id", "stage")[0] == {
+        "id": "006A",
+        "name": "Grand deal",
+        "account": "Grand Hotels",
+        "stage": "Closed Won",
+        "amount": 125000.5,
+        "closeDate": "2017-01-05",
+    }
+    # The first call with the key ran; the retry got the stored answer.
+    assert re.findall(r"^replayed: (.*)$", output, re.MULTILINE) == ["", "true"]
+
+
+def _check_the_app(output: str) -> None:
+    """Step 6: the app placed and mapped, its action called by a server and a browser."""
+    (app,) = _objects(output, "manifest", "file_count")
+    assert app["manifest"]["accountMapping"] == [
+        {"alias": "deals", "dataProviderKey": "samplecrm-deals"}
+    ]
+    (instance,) = _objects(output, "app_id", "name")
+    (mapping,) = _objects(output, "alias", "provider_key", "account_id")
+    assert (mapping["alias"], mapping["provider_key"]) == ("deals", "samplecrm-deals")
+    # With X-App-Instance, then in the browser's session on the instance's own origin.
+    assert _opportunities(output) == ["Pyramid renewal", "Grand deal"]
+    (launch,) = _objects(output, "url")
+    assert f"/apps/{instance['id']}/?link=" in launch["url"]
+    assert re.search(rf"^http://{instance['id']}\.apps\.localhost:\d+/$", output, re.MULTILINE)
+    (sessions,) = _objects(output, "items", "next_cursor")
+    assert len(sessions["items"]) == 1
+
+
 @pytest.fixture
 def walkthrough_output(tmp_path: Path) -> list[str]:
     """Run the walk-through; return each block's output (stdout and stderr)."""
@@ -157,7 +208,7 @@ def walkthrough_output(tmp_path: Path) -> list[str]:
 )
 @pytest.mark.timeout(_RUN_S + 3 * _STOP_S)
 def test_the_readme_walkthrough_works_as_pasted(walkthrough_output: list[str]) -> None:
-    start, users, connector, runs, script_run = walkthrough_output
+    start, users, connector, runs, action, app, script_run = walkthrough_output
     assert _objects(start, "status", "workers")[0]["status"] == "ready"
     assert "Sample CRM API: https://developer.domo.com/samplecrm" in start
 
@@ -193,6 +244,9 @@ def test_the_readme_walkthrough_works_as_pasted(walkthrough_output: list[str]) -
     shared = _objects(runs, "items", "next_cursor")
     assert [a["name"] for a in shared[0]["items"]] == ["My CRM"]  # what Ann sees
     assert len(shared[1]["items"]) >= 2  # the runs of the connector
+
+    _check_the_action(action)
+    _check_the_app(app)
 
     assert _objects(script_run, "status", "auth")[0]["auth"] == {"success": True, "message": None}
     assert "Grand Hotels" in script_run
