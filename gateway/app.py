@@ -24,6 +24,7 @@ from gateway.connectors.runs import RunService, run_writer
 from gateway.connectors.service import ConnectorService
 from gateway.connectors.state import ScriptStates
 from gateway.crypto import KEY_FILE_NAME, load_keyring
+from gateway.datasets.sandbox import sandbox_for
 from gateway.egress import AddressPolicy, EgressClient
 from gateway.identity.service import IdentityService
 from gateway.keys import (
@@ -62,7 +63,6 @@ from gateway.store.generations import Generations
 from gateway.store.migrate import upgrade
 from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
-from writeback.datasets.sandbox import SandboxLimits, SqlSandbox
 from writeback.datasets.service import DatasetService
 from writeback.datasets.storage import DatasetFiles
 
@@ -273,14 +273,7 @@ DATASET_SWEEP_S = 600
 async def _datasets(app: web.Application) -> AsyncIterator[None]:
     """The dataset service, its SQL sandbox, and a sweep of files no version needs any more."""
     settings = app[SETTINGS]
-    sandbox = SqlSandbox(
-        SandboxLimits(
-            timeout_s=settings.sql_timeout_s,
-            memory_mb=settings.sql_memory_mb,
-            threads=settings.sql_threads,
-            concurrency=settings.sql_concurrency,
-        )
-    )
+    sandbox = sandbox_for(settings)
     service = DatasetService(
         app[ENGINE],
         DatasetFiles(settings.data_dir / "datasets", settings.dataset_grace_s),

@@ -6,15 +6,19 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from gateway.datasets.sandbox import sandbox_for
 from gateway.egress import AddressPolicy, EgressClient, RefusalHints
 from gateway.settings import Settings
 from runtime.host import Host
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import PoolConfig, WorkerPool
+from writeback.datasets.errors import UploadRefused
+from writeback.scriptdata import LocalDataset, LocalDatasets, ScriptDatasets, load_local
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -67,6 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send requests for HOST1:PORT1 to HOST2:PORT2 (TLS still checks HOST1)",
     )
     parser.add_argument("--state", type=Path, help="JSON file where DOMO.setState persists")
+    parser.add_argument(
+        "--dataset",
+        dest="datasets",
+        action="append",
+        default=[],
+        metavar="ID=PATH[:NAME]",
+        help="a CSV, JSON-lines or Parquet file the script reads as dataset ID (repeatable)",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
     parser.add_argument("--format", choices=["table", "json"], default="table")
 
@@ -147,9 +159,63 @@ class FileState:
         temporary.replace(self._path)
 
 
+def parse_dataset(text: str) -> tuple[str, Path, str]:
+    """`ID=PATH[:NAME]` as (id, path, name); the name defaults to the file's stem.
+
+    A path that exists as written keeps its colons; otherwise the text after the last
+    colon is the name.
+
+    Raises:
+        UsageError: no `=`, or an empty id or path.
+    """
+    dataset_id, sep, rest = text.partition("=")
+    if not sep or not dataset_id or not rest:
+        raise UsageError(f"--dataset {text!r}: write ID=PATH[:NAME]")
+    path, name = Path(rest), ""
+    if not path.exists() and ":" in rest:
+        head, _, name = rest.rpartition(":")
+        path = Path(head)
+    return dataset_id, path, name or path.stem
+
+
+def load_datasets(specs: Sequence[str], folder: Path) -> list[LocalDataset]:
+    """Load every `--dataset` file into a part file in `folder` (blocking).
+
+    Raises:
+        UsageError: a bad flag, a repeated id, or a file DuckDB cannot load.
+    """
+    loaded: list[LocalDataset] = []
+    for spec in specs:
+        dataset_id, path, name = parse_dataset(spec)
+        if any(d.info.id == dataset_id for d in loaded):
+            raise UsageError(f"--dataset: the id {dataset_id!r} is given twice")
+        if not path.is_file():
+            raise UsageError(f"--dataset {spec!r}: no file {path}")
+        try:
+            loaded.append(load_local(dataset_id, path, name, folder))
+        except ValueError as exc:
+            raise UsageError(f"--dataset {spec!r}: {exc}") from exc
+        except UploadRefused as exc:
+            raise UsageError(f"--dataset {spec!r}: {exc.detail}") from exc
+    return loaded
+
+
 async def execute(args: argparse.Namespace, settings: Settings) -> RunResult:
     """Run the script once on a one-worker pool, under the settings plus the flags."""
     request = build_request(args)
+    with tempfile.TemporaryDirectory(prefix="gateway-datasets-") as folder:
+        local = await asyncio.to_thread(load_datasets, args.datasets, Path(folder))
+        sandbox = sandbox_for(settings)
+        try:
+            async with ScriptDatasets(LocalDatasets(local), sandbox) as datasets:
+                return await _execute(args, settings, request, datasets)
+        finally:
+            sandbox.close()
+
+
+async def _execute(
+    args: argparse.Namespace, settings: Settings, request: RunRequest, datasets: ScriptDatasets
+) -> RunResult:
     policy = AddressPolicy(
         allow_private=settings.egress_allow_private or bool(args.allow_private_network),
         allowed_networks=(*settings.egress_allowed_networks, *args.allow_network),
@@ -165,6 +231,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> RunResult:
             host = Host(
                 http=egress.session(hosts, secrets=request.secrets),
                 state=FileState(args.state) if args.state else None,
+                datasets=datasets,
             )
             return await pool.run(request, host)
         finally:

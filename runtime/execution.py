@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from runtime import protocol
 from runtime.frames import LOG_TRUNCATED
 from runtime.grid import finalize_rows
-from runtime.host import Host, HostCallError, HttpRequest
+from runtime.host import Host, HostCallError, HttpRequest, ObjectRequest
 from runtime.model import (
     AuthOutcome,
     Column,
@@ -217,15 +217,68 @@ class Execution:
                 return await host.state.get(key)
             await host.state.set(key, args.get("value"))
             return None
+        if op.startswith("dataset."):
+            return await self._dataset(op, args)
+        if op.startswith("sql."):
+            if host.sql is None:
+                raise HostCallError("unavailable", "sql.* is not available to this run")
+            return await host.sql.call(op.removeprefix("sql."), args)
+        if op in ("aws.client", "aws.put", "aws.get"):
+            return await self._aws(op, args)
         raise HostCallError("unknown_call", f"the host does not offer {op!r}")
 
-    async def _http(self, args: dict[str, Any]) -> JsonValue:
-        if self._host.http is None:
-            raise HostCallError(ErrorCode.EGRESS_REFUSED, "this run may not make HTTP requests")
+    async def _dataset(self, op: str, args: dict[str, Any]) -> JsonValue:
+        datasets = self._host.datasets
+        if datasets is None:
+            raise HostCallError("unavailable", "datasets are not available to this run")
+        if op == "dataset.list":
+            return list(await datasets.list())
+        dataset_id = str(args.get("id"))
+        if op == "dataset.get":
+            return await datasets.describe(dataset_id)
+        if op == "dataset.query":
+            offset, limit = args.get("offset", 0), args.get("limit")
+            if type(offset) is not int or offset < 0:
+                raise HostCallError("bad_call", "offset must be a whole number of rows, 0 or more")
+            if limit is not None and (type(limit) is not int or limit < 1):
+                raise HostCallError("bad_call", "limit must be a whole number of rows, 1 or more")
+            return await datasets.query(dataset_id, str(args.get("sql")), offset, limit)
+        raise HostCallError("unknown_call", f"the host does not offer {op!r}")
+
+    async def _aws(self, op: str, args: dict[str, Any]) -> JsonValue:
+        if self._host.aws is None:
+            raise HostCallError("unavailable", "aws is not available to this run")
+        secret = str(args.get("secret", ""))
+        # The secret key is a secret of the run from now on, wherever the script puts it.
+        self._redactor = self._redactor.with_secrets([secret])
+        if op == "aws.client":
+            return None
+        self._count_http_call()
+        endpoint = args.get("endpoint")
+        request = ObjectRequest(
+            method="PUT" if op == "aws.put" else "GET",
+            region=str(args.get("region", "")),
+            access_key=str(args.get("key", "")),
+            secret_key=secret,
+            path=str(args.get("path", "")),
+            name=str(args.get("name", "")),
+            body=str(args.get("value", "")) if op == "aws.put" else None,
+            endpoint=None if endpoint is None else str(endpoint),
+        )
+        response = await self._host.aws.send(request, max_body_bytes=self._limits.response_bytes)
+        self._trace.extend(response.trace)
+        return None if op == "aws.put" else response.body
+
+    def _count_http_call(self) -> None:
         self._http_calls += 1
         cap = self._limits.http_calls
         if self._http_calls > cap:
             raise _EndRun(ErrorCode.HTTP_CALL_LIMIT, f"the script made more than {cap} HTTP calls")
+
+    async def _http(self, args: dict[str, Any]) -> JsonValue:
+        if self._host.http is None:
+            raise HostCallError(ErrorCode.EGRESS_REFUSED, "this run may not make HTTP requests")
+        self._count_http_call()
         headers = args.get("headers") or []
         request = HttpRequest(
             method=str(args.get("method", "GET")).upper(),

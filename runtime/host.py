@@ -70,6 +70,72 @@ class StateStore(Protocol):
         """Store `value` under `key`."""
 
 
+class DatasetReader(Protocol):
+    """`DOMO.listDatasets/getDataset/queryData`: the datasets a run may read (decision 0023).
+
+    The first use of a dataset in a run pins its current version for the rest of the run.
+    Errors are `HostCallError`s with the sandbox's code and message (`sql_refused`,
+    `sql_timeout`, `dataset_not_found`).
+    """
+
+    async def list(self) -> list[str]:
+        """The ids of the datasets the run may read."""
+
+    async def describe(self, dataset_id: str) -> dict[str, JsonValue]:
+        """`{id, name, rowCount, columns: [{name, type}]}` of one dataset.
+
+        Raises:
+            HostCallError: no such dataset for this run.
+        """
+
+    async def query(
+        self, dataset_id: str, sql: str, offset: int, limit: int | None
+    ) -> dict[str, JsonValue]:
+        """`{columns: [{name, type}], rows, more}`: rows `offset` to `offset + limit` of `sql`
+        on the dataset as `tbl` (every row when `limit` is None, up to a cap).
+
+        Raises:
+            HostCallError: no such dataset, or the sandbox refused or stopped the query.
+        """
+
+
+class SqlStore(Protocol):
+    """`sql.*`: the connector's persistent tables (decision 0023)."""
+
+    async def call(self, op: str, args: dict[str, JsonValue]) -> JsonValue:
+        """Run one `sql.<op>` call.
+
+        Raises:
+            HostCallError: the call is refused (its message says why).
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRequest:
+    """One `aws` client call: who signs it, where it goes, and for `put` the content."""
+
+    method: str
+    region: str
+    access_key: str
+    secret_key: str
+    path: str
+    name: str
+    body: str | None = None
+    endpoint: str | None = None
+
+
+class ObjectStore(Protocol):
+    """`aws.createClient/put/get`: objects in S3 or an S3-compatible store, signed by the host."""
+
+    async def send(self, request: ObjectRequest, *, max_body_bytes: int) -> HttpResponse:
+        """Sign and send `request` through the run's egress session; a 2xx answer.
+
+        Raises:
+            HostCallError: refused by the egress policy, or the store answered an error
+                (carries the trace so far).
+        """
+
+
 class RowSink(Protocol):
     """Receives a run's datagrid rows in chunks while the run goes on (jobs stream them).
 
@@ -94,3 +160,6 @@ class Host:
     http: HttpService | None = None
     state: StateStore | None = None
     rows: RowSink | None = None
+    datasets: DatasetReader | None = None
+    sql: SqlStore | None = None
+    aws: ObjectStore | None = None

@@ -47,7 +47,16 @@ class Redactor:
     """Knows one run's secrets and scrubs them from any text."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self._pattern = _pattern(tuple(secrets))
+        self._secrets = tuple(secrets)
+        self._pattern = _pattern(self._secrets)
+
+    def with_secrets(self, secrets: Iterable[str]) -> Redactor:
+        """A redactor of these secrets too (a secret the script hands the host mid-run)."""
+        redactor = Redactor(())
+        known = self._secrets
+        redactor._secrets = (*known, *(s for s in secrets if s not in known))
+        redactor._pattern = _pattern(redactor._secrets)
+        return redactor
 
     def __bool__(self) -> bool:
         return self._pattern is not None

@@ -29,7 +29,7 @@ from runtime.pureops import OPS
 from runtime.sandbox import deny_network_and_processes, limit_resources
 from runtime.syntax import SYNTAX_CHECKER
 
-PRELUDE_FILES: Final = ("core.js", "datagrid.js")
+PRELUDE_FILES: Final = ("core.js", "datagrid.js", "datasets.js")
 LAZY_SOURCES: Final = {
     "url": "lazy/url.js",
     "encoding": "lazy/encoding.js",
