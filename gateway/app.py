@@ -281,6 +281,7 @@ async def _datasets(app: web.Application) -> AsyncIterator[None]:
         max_upload_bytes=settings.dataset_max_upload_mb * 1024 * 1024,
     )
     app[DATASETS] = service
+    app[RUNS].use_datasets(service)
 
     async def sweep() -> None:
         while True:

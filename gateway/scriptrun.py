@@ -18,6 +18,7 @@ from runtime.host import Host
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import PoolConfig, WorkerPool
 from writeback.datasets.errors import UploadRefused
+from writeback.s3 import S3Objects
 from writeback.scriptdata import LocalDataset, LocalDatasets, ScriptDatasets, load_local
 
 EXIT_OK: Final = 0
@@ -228,8 +229,10 @@ async def _execute(
         await pool.start()
         try:
             hosts = tuple(args.allow_hosts) if args.allow_hosts else None
+            http = egress.session(hosts, secrets=request.secrets)
             host = Host(
-                http=egress.session(hosts, secrets=request.secrets),
+                http=http,
+                aws=S3Objects(http),
                 state=FileState(args.state) if args.state else None,
                 datasets=datasets,
             )

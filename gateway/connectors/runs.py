@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -42,6 +43,9 @@ from gateway.store.tables import utcnow
 from runtime.host import Host, HttpRequest, HttpResponse, HttpService, StateStore
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import WorkerPool
+from writeback.datasets.service import DatasetService
+from writeback.s3 import S3Objects
+from writeback.scriptdata import CustomerDatasets, ScriptDatasets
 
 log = structlog.get_logger(__name__)
 
@@ -128,10 +132,15 @@ class RunService:
         self._egress = egress
         self._accounts = accounts
         self._oauth = oauth
+        self._datasets: DatasetService | None = None
 
     def use_accounts(self, accounts: AccountSource) -> None:
         """Resolve `account_id` through `accounts` from now on."""
         self._accounts = accounts
+
+    def use_datasets(self, datasets: DatasetService) -> None:
+        """Let runs read their customer's datasets (`DOMO.queryData`) from now on."""
+        self._datasets = datasets
 
     def use_oauth(self, oauth: OAuthForRuns) -> None:
         """Refresh OAuth 2.0 accounts' tokens through `oauth` from now on."""
@@ -269,7 +278,9 @@ class RunService:
         created_at = utcnow()
         state = self._state_of(principal, connector, account)
         ready = time.perf_counter()
-        result = await self._pool.run(request, Host(http=http, state=state))
+        async with self._script_data(principal) as datasets:
+            host = Host(http=http, state=state, datasets=datasets, aws=S3Objects(http))
+            result = await self._pool.run(request, host)
         timings = None
         if started is not None:
             timings = {
@@ -321,6 +332,15 @@ class RunService:
         if source == "none":
             return self._state.for_run(principal.customer_id, connector.id, None)
         return RunOnlyState()
+
+    def _script_data(
+        self, principal: Principal
+    ) -> AbstractAsyncContextManager[ScriptDatasets | None]:
+        """The run's datasets: those of its customer, pinned for the run (decision 0023)."""
+        if self._datasets is None:
+            return nullcontext()
+        catalog = CustomerDatasets(self._datasets, principal)
+        return ScriptDatasets(catalog, self._datasets.sandbox)
 
     def _http(self, connector: Connector, account: _Account) -> HttpService:
         """The run's egress session; for an OAuth 2.0 account, one that replays after a 401."""
