@@ -19,7 +19,8 @@ const sales = DOMO.getDataset('sales');
 DOMO.log(sales.queryData('select "First Name", amount from tbl where amount > 15 order by 1').rows);
 DOMO.log(DOMO.queryData('events', 'select count(*) from tbl').rows);
 DOMO.log(DOMO.queryData('points', 'select max(x) from tbl').rows);
-try { DOMO.queryData('sales', "select * from read_csv('SALES')"); } catch (e) { DOMO.log(e.message); }
+try { DOMO.queryData('sales', "select * from read_csv('SALES')"); }
+catch (e) { DOMO.log(e.message); }
 """
 
 
@@ -30,9 +31,7 @@ def _files(folder: Path) -> tuple[Path, Path, Path]:
     events.write_text('{"kind": "a", "n": 1}\n{"kind": "b", "n": 2}\n')
     points = folder / "points.parquet"
     with duckdb.connect() as connection:
-        connection.execute(
-            f"COPY (SELECT range AS x FROM range(5)) TO '{points}' (FORMAT parquet)"
-        )
+        connection.execute(f"COPY (SELECT range AS x FROM range(5)) TO '{points}' (FORMAT parquet)")
     return sales, events, points
 
 

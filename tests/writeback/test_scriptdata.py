@@ -7,8 +7,8 @@ SQL runs in the sandbox, and the scripts run in the real worker pool.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -34,11 +34,13 @@ class CountingSandbox(SqlSandbox):
 
     executed = 0
 
-    def cursor(
-        self, table: SqlTable, sql: str, parameters: object = None
-    ) -> AbstractAsyncContextManager[QueryCursor]:
+    @asynccontextmanager
+    async def cursor(
+        self, table: SqlTable, sql: str, parameters: Sequence[object] | None = None
+    ) -> AsyncIterator[QueryCursor]:
         self.executed += 1
-        return super().cursor(table, sql)
+        async with super().cursor(table, sql, parameters) as cursor:
+            yield cursor
 
 
 @pytest.fixture
@@ -71,7 +73,9 @@ async def _run(
     max_rows: int = 100_000,
     **host: object,
 ) -> tuple[RunResult, ScriptDatasets]:
-    reader = ScriptDatasets(CustomerDatasets(service, principal), service.sandbox, max_rows=max_rows)
+    reader = ScriptDatasets(
+        CustomerDatasets(service, principal), service.sandbox, max_rows=max_rows
+    )
     async with reader:
         result = await run_script(pool, script, host=Host(datasets=reader, **host))  # type: ignore[arg-type]
     return result, reader
@@ -99,7 +103,8 @@ async def test_a_script_lists_describes_and_queries_its_customers_datasets(
         DOMO.log(DOMO.listDatasets());
         const ds = DOMO.getDataset({people.id!r});
         DOMO.log([ds.id, ds.name, ds.rowCount, ds.columns]);
-        DOMO.log(ds.queryData('select "First Name", amount from tbl where amount > 15 order by id'));
+        const sql = 'select "First Name", amount from tbl where amount > 15 order by id';
+        DOMO.log(ds.queryData(sql));
         DOMO.log(DOMO.queryData({people.id!r}, 'select count(*) as n from tbl'));
     """
     result, _ = await _run(pool, service, ann, script)

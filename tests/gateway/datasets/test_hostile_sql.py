@@ -37,8 +37,8 @@ def hostile_statements(other_part: Path, url: str) -> list[tuple[str, set[tuple[
         "COPY (SELECT * FROM tbl) TO '/tmp/gateway-stolen.parquet' (FORMAT parquet)",
         "EXPORT DATABASE '/tmp/gateway-export'",
         f"ATTACH '{other}' AS other (READ_ONLY)",
-        f"SELECT * FROM '{other}'",  # noqa: S608
-        f"SELECT * FROM read_duckdb('{other}')",  # noqa: S608
+        f"SELECT * FROM '{other}'",
+        f"SELECT * FROM read_duckdb('{other}')",
         "INSTALL httpfs",
         "LOAD httpfs",
         "SET memory_limit = '64GB'",
@@ -63,11 +63,11 @@ def hostile_statements(other_part: Path, url: str) -> list[tuple[str, set[tuple[
         "CALL pragma_version()",
         "CHECKPOINT",
         "EXPLAIN ANALYZE SELECT * FROM tbl",
-        f"SELECT * FROM read_parquet('{url}')",  # noqa: S608
+        f"SELECT * FROM read_parquet('{url}')",
         "SELECT * FROM query_table('tbl')",
         "SELECT * FROM query('SELECT 42')",
         "SELECT * FROM sniff_csv('/etc/passwd')",
-        f"SELECT * FROM parquet_metadata('{other}')",  # noqa: S608
+        f"SELECT * FROM parquet_metadata('{other}')",
         "SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))",
     ]
     answers: list[tuple[str, set[tuple[HTTPStatus, str]]]] = [(s, {REFUSED}) for s in statements]
