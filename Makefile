@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck bench bench-actions bench-warmpath browser-deps clean
+.PHONY: run test lint fmt typecheck bench bench-actions bench-warmpath bench-writeback browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-actions: $(STAMP)
 # Metadata lookups cold (the store) against warm (the caches), and group commit.
 bench-warmpath: $(STAMP)
 	$(BIN)/python -m bench.warmpath
+
+bench-writeback: $(STAMP)
+	$(BIN)/python -m bench.writeback
 
 # The headless-Chromium test serves the unmodified ryuu.js from npm; it needs Debian's chromium
 # too (`apt-get install chromium`). Without either, that test skips and says which is missing.
