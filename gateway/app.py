@@ -65,6 +65,7 @@ from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
 from writeback.datasets.service import DatasetService
 from writeback.datasets.storage import DatasetFiles
+from writeback.scriptsql import ConnectorSql
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -191,6 +192,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             metrics=metrics,
             state=ScriptStates(engine, keyring),
             writer=writer,
+            sql=ConnectorSql(engine),
         )
         app[ACTIONS] = ActionService(
             connectors.versions, apps, accounts, runs, IdempotencyKeys(engine)

@@ -18,6 +18,7 @@ from yarl import URL
 from gateway.accounts.fields import check_credentials, field_specs
 from gateway.connectors.errors import AccountsUnavailable, Invalid, InvalidParameters, field_error
 from gateway.connectors.models import (
+    ConnectorKind,
     OAuth2Auth,
     ParameterType,
     RunCreate,
@@ -40,12 +41,13 @@ from gateway.store.batching import BatchWriter
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
-from runtime.host import Host, HttpRequest, HttpResponse, HttpService, StateStore
+from runtime.host import Host, HttpRequest, HttpResponse, HttpService, SqlStore, StateStore
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import WorkerPool
 from writeback.datasets.service import DatasetService
 from writeback.s3 import S3Objects
 from writeback.scriptdata import CustomerDatasets, ScriptDatasets
+from writeback.scriptsql import ConnectorSql
 
 log = structlog.get_logger(__name__)
 
@@ -122,9 +124,11 @@ class RunService:
         metrics: Metrics | None = None,
         state: ScriptStates | None = None,
         writer: BatchWriter[StoredRun] | None = None,
+        sql: ConnectorSql | None = None,
     ) -> None:
         self._engine = engine
         self._writer = writer or run_writer(engine)
+        self._sql = sql
         self._metrics = metrics
         self._state = state
         self._connectors = connectors
@@ -279,7 +283,13 @@ class RunService:
         state = self._state_of(principal, connector, account)
         ready = time.perf_counter()
         async with self._script_data(principal) as datasets:
-            host = Host(http=http, state=state, datasets=datasets, aws=S3Objects(http))
+            host = Host(
+                http=http,
+                state=state,
+                datasets=datasets,
+                sql=self._sql_of(principal, connector),
+                aws=S3Objects(http),
+            )
             result = await self._pool.run(request, host)
         timings = None
         if started is not None:
@@ -332,6 +342,12 @@ class RunService:
         if source == "none":
             return self._state.for_run(principal.customer_id, connector.id, None)
         return RunOnlyState()
+
+    def _sql_of(self, principal: Principal, connector: Connector) -> SqlStore | None:
+        """`sql.*`: the tables of a writeback or pull connector (decision 0023)."""
+        if self._sql is None or connector.kind is ConnectorKind.ACTION:
+            return None
+        return self._sql.for_run(principal.customer_id, connector.id)
 
     def _script_data(
         self, principal: Principal

@@ -12,6 +12,7 @@ import gateway.apps.tables
 import gateway.connectors.tables
 import gateway.datasets.tables
 import gateway.oauth.tables
+import writeback.tables
 from gateway.store.tables import metadata
 
 TABLE_MODULES = (
@@ -21,6 +22,7 @@ TABLE_MODULES = (
     gateway.connectors.tables,
     gateway.datasets.tables,
     gateway.oauth.tables,
+    writeback.tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -153,3 +153,26 @@ async def test_another_customers_dataset_is_not_readable(
     assert result["error"]["code"] == "dataset_not_found"
     assert result["error"]["message"] == f"no dataset {theirs['id']!r} is readable by this run"
     assert sink.records == []
+
+
+async def test_writeback_runs_keep_sql_tables_and_actions_have_none(
+    client: Client, owner: Caller, sink: Sink
+) -> None:
+    source = """
+    sql.createTable('runs', {n: 'LONG'});
+    sql.insert('runs', {n: sql.select('runs').length + 1});
+    DOMO.log(sql.export('runs').rows);
+    """
+    guid = await _writeback(client, owner, sink, source)
+    dataset = await created(client, owner, "n\n1\n", name="one")
+    logs = [(await _run(client, owner, guid, dataset["id"]))["logs"] for _ in range(2)]
+    assert logs == [["[[1]]"], ["[[1],[2]]"]]
+    action = await create_connector(
+        client, owner, kind="action", key="act", auth={"method": "none"}
+    )
+    await put_script(client, owner, action["guid"], "process", source)
+    response = await client.post(
+        f"/api/v1/connectors/{action['guid']}/runs", headers=owner.headers, json={}
+    )
+    result = await response.json()
+    assert result["error"]["message"] == "sql.* is not available to this run"
