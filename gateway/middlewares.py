@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.accessline import close_line, open_line
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.keys import METRICS, REQUEST_ID
 from gateway.problems import HTTP_EXCEPTION_CODES, ProblemError, problem_response
@@ -33,7 +34,11 @@ def route_label(request: web.Request) -> str:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request an id, bind it to every log line, and log and count the request."""
+    """Give the request an id, bind it to every log line, and log and count the request.
+
+    The request's one line, `request_finished`, also holds what its work added (a run's id,
+    status and duration: `gateway.accessline`).
+    """
     supplied = request.headers.get("X-Request-ID", "")
     request_id = supplied if _CLIENT_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
@@ -43,6 +48,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     )
     started = time.perf_counter()
     status = 500
+    line, token = open_line()
     try:
         response = await handler(request)
         status = response.status
@@ -52,8 +58,13 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         elapsed = time.perf_counter() - started
         route = route_label(request)
         request.app[METRICS].observe_request(route, request.method, status, elapsed)
+        close_line(token)
         log.info(
-            "request_finished", route=route, status=status, duration_ms=round(elapsed * 1000, 2)
+            "request_finished",
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            **line.fields,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -15,10 +16,12 @@ from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
+from gateway.accessline import add_to_line
 from gateway.accounts.fields import check_credentials, field_specs
 from gateway.connectors.errors import AccountsUnavailable, Invalid, InvalidParameters, field_error
 from gateway.connectors.models import (
     ConnectorKind,
+    ConnectorLimits,
     OAuth2Auth,
     ParameterType,
     RunCreate,
@@ -317,15 +320,7 @@ class RunService:
         if self._metrics is not None:
             # Every run of the service passes here: dev runs, account checks, OAuth callbacks.
             self._metrics.observe_run(kind, result.status.value, result.duration_ms / 1000)
-        log.info(
-            "run_finished",
-            run_id=stored.id,
-            kind=kind,
-            mode=mode.value,
-            connector_guid=connector.guid,
-            status=result.status.value,
-            duration_ms=result.duration_ms,
-        )
+        _log_run(stored, result)
         return stored
 
     def _state_of(
@@ -508,10 +503,31 @@ def _host_of(url: str) -> str:
         return "?"
 
 
+def _log_run(run: StoredRun, result: RunResult) -> None:
+    """The run's fields on its request's access line, else a `run_finished` line of its own."""
+    fields = {
+        "run_id": run.id,
+        "run_kind": run.kind,
+        "run_mode": run.mode.value,
+        "connector_guid": run.connector_guid,
+        "run_status": result.status.value,
+        "run_ms": result.duration_ms,
+    }
+    if not add_to_line(**fields):
+        log.info("run_finished", **fields)
+
+
 def run_limits(connector: Connector, defaults: Limits = DEV_RUN_LIMITS) -> Limits:
     """The connector's limits over the defaults of the kind of run (development by default)."""
-    overrides = connector.limits.model_dump(exclude_none=True)
-    return Limits.model_validate({**defaults.model_dump(), **overrides})
+    return _merged_limits(connector.limits, defaults)
+
+
+@functools.lru_cache(maxsize=1024)
+def _merged_limits(overrides: ConnectorLimits, defaults: Limits) -> Limits:
+    # Both are frozen (hashable) and so is the answer: one validation per distinct pair, not
+    # one per run (a version's limits never change; an edited draft is a new pair).
+    values = {**defaults.model_dump(), **overrides.model_dump(exclude_none=True)}
+    return Limits.model_validate(values)
 
 
 def _ms(seconds: float) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy import select, update
 
@@ -125,6 +126,19 @@ async def test_samplecrm_process_run_builds_the_report(
     assert [row[2] for row in result["rows"]] == ["Grand Hotels", "Pyramid Co"]
     assert "metadata.account.password: [redacted]" in result["logs"]
     assert PASSWORD not in json.dumps(result)
+
+
+async def test_a_run_is_logged_on_its_requests_one_line(client: Client, owner: Caller) -> None:
+    guid = await _samplecrm(client, owner)
+    with structlog.testing.capture_logs() as captured:
+        result = await _run(client, owner, guid, mode="auth", credentials=CREDENTIALS)
+    lines = [event for event in captured if event["event"] in ("run_finished", "request_finished")]
+    assert [line["event"] for line in lines] == ["request_finished"]
+    assert lines[0]["run_id"] == result["run_id"]
+    assert lines[0]["run_status"] == "success"
+    assert lines[0]["run_kind"] == "dev"
+    assert lines[0]["connector_guid"] == guid
+    assert lines[0]["status"] == HTTPStatus.OK
 
 
 async def test_custom_secret_fields_and_local_upstream(
