@@ -7,6 +7,10 @@ wrote them reads its own writes. A failing store is retried with exponential bac
 nothing is dropped while the process runs: once `max_pending` rows wait, `submit` waits too
 (backpressure). `close` flushes what is queued, retrying for at most `grace_s`; rows still
 unwritten then are counted and logged as lost.
+
+On a SQLite file a batch is one transaction in one thread hop (a synchronous connection of
+the writer's own, `sqlite_file_engine`): through aiosqlite each statement, cursor and commit
+would wake the loop again. PostgreSQL (asyncpg) needs no thread: the async engine it is.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Connection, Engine, Table, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.store.engine import sqlite_file_engine
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +97,7 @@ class BatchWriter(Generic[T]):
         self._closing = False
         self._failures = 0
         self._writing = asyncio.Lock()  # the background writer and `flush` take turns
+        self._sync: Engine | None = None
 
     def pending(self) -> list[T]:
         """The items handed over and not committed yet, oldest first."""
@@ -102,6 +109,7 @@ class BatchWriter(Generic[T]):
 
     def start(self) -> None:
         """Start the background writer."""
+        self._sync = sqlite_file_engine(self._engine)
         self._task = asyncio.create_task(self._write_forever(), name="batch-writer")
 
     async def submit(self, key: str, item: T) -> None:
@@ -152,6 +160,9 @@ class BatchWriter(Generic[T]):
             log.error("batched_rows_lost_at_shutdown", table=self._table.name, rows=lost)
             self._count("lost", lost)
             self._queue.clear()
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.dispose()
         return lost
 
     async def _write_forever(self) -> None:
@@ -204,17 +215,30 @@ class BatchWriter(Generic[T]):
             self._room.notify_all()
 
     async def _insert(self, batch: Mapping[str, T]) -> None:
-        id_column = self._table.c.id
+        rows = {key: dict(self._values(item)) for key, item in batch.items()}
+        retry = self._failures > 0
+        if self._sync is not None:
+            await asyncio.to_thread(self._insert_sync, self._sync, rows, retry)
+            return
         async with self._engine.begin() as connection:
-            if self._failures:
-                # The last commit may have happened with its answer lost: skip what is there.
-                there = await connection.execute(select(id_column).where(id_column.in_(batch)))
-                written = set(there.scalars())
-                batch = {key: item for key, item in batch.items() if key not in written}
-            if batch:
-                await connection.execute(
-                    insert(self._table), [dict(self._values(item)) for item in batch.values()]
-                )
+            await connection.run_sync(self._insert_rows, rows, retry)
+
+    def _insert_sync(self, engine: Engine, rows: dict[str, dict[str, Any]], retry: bool) -> None:
+        with engine.begin() as connection:
+            self._insert_rows(connection, rows, retry)
+
+    def _insert_rows(
+        self, connection: Connection, rows: dict[str, dict[str, Any]], retry: bool
+    ) -> None:
+        """Insert `rows` (by id) in the caller's transaction; after a failure, skip the ids
+        already stored (the last commit may have happened with its answer lost)."""
+        if retry:
+            id_column = self._table.c.id
+            there = connection.execute(select(id_column).where(id_column.in_(rows)))
+            written = set(there.scalars())
+            rows = {key: row for key, row in rows.items() if key not in written}
+        if rows:
+            connection.execute(insert(self._table), list(rows.values()))
 
     def _count(self, outcome: str, rows: int) -> None:
         if self._on_batch is not None:

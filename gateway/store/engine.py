@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Final, Protocol, cast
 
-from sqlalchemy import Connection, event, make_url
+from sqlalchemy import Connection, Engine, event, make_url
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -127,6 +128,29 @@ async def close_engine(engine: AsyncEngine, grace_s: float = 10.0) -> bool:
     returned = not isinstance(pool, QueuePool) or pool.checkedout() == 0
     await engine.dispose()
     return returned
+
+
+def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine of one connection on the same SQLite file as `engine`, set up
+    like it (WAL, `busy_timeout`, foreign keys, `BEGIN IMMEDIATE`); None for PostgreSQL or
+    a memory database (another connection would see another database).
+
+    For work that runs a whole transaction in one thread hop (`asyncio.to_thread`): through
+    aiosqlite every statement, cursor and commit is a hop of its own. Its writes queue with
+    `engine`'s on the file lock (`busy_timeout`), not in `engine`'s pool.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    sync = create_sync_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+    )
+    event.listen(sync, "connect", _prepare_sqlite_connection)
+    event.listen(sync, "begin", _begin_immediate)
+    return sync
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import create_engine
@@ -133,6 +133,27 @@ async def test_rows_the_store_never_took_are_counted_lost_at_close(bare: AsyncEn
     assert await batch.close(grace_s=0.05) == 2
     assert ("lost", 2) in seen.reports
     assert batch.pending() == []
+
+
+async def test_on_a_sqlite_file_a_batch_takes_one_thread_hop(bare: AsyncEngine) -> None:
+    """SQLite: the batch goes through the writer's own connection in one thread hop, not
+    through aiosqlite (a hop per statement); PostgreSQL: through the async engine."""
+    await create_items(bare)
+    through_engine: list[str] = []
+    event.listen(
+        bare.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: through_engine.append(statement),
+    )
+    seen = Seen()
+    batch = writer(bare, seen, batch_max=3)
+    batch.start()
+    await submit(batch, 1, 2, 3)
+    await seen.events["written"].wait()
+    inserts = [s for s in through_engine if s.startswith("INSERT")]
+    assert len(inserts) == (0 if bare.url.get_backend_name() == "sqlite" else 1)
+    assert await stored(bare) == {"id-0001": 1, "id-0002": 2, "id-0003": 3}
+    assert await batch.close() == 0
 
 
 def test_limits_are_checked() -> None:
