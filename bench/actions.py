@@ -50,6 +50,8 @@ class Side:
 
     target: Target
     pids: Callable[[], list[int]]
+    main_pid: int | None = None
+    """The gateway's own process, whose CPU is also reported apart from its workers'."""
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class Load:
     first_error: str = ""
     seconds: float = 0.0
     cpu_s: float = 0.0
+    main_cpu_s: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
     def add(self, tally: dict[str, Any]) -> None:
@@ -75,12 +78,21 @@ class Load:
         """Load `side` once and add what it did and the CPU its processes spent."""
         before = cpu_by_pid(side.pids())
         self.add(await generate(side.target, concurrency, seconds))
-        self.cpu_s += spent(before, cpu_by_pid(side.pids()))
+        after = cpu_by_pid(side.pids())
+        self.cpu_s += spent(before, after)
+        if side.main_pid is not None:
+            pid = side.main_pid
+            self.main_cpu_s += spent({pid: before.get(pid, 0.0)}, {pid: after.get(pid, 0.0)})
 
     @property
     def cpu_ms(self) -> float:
         """Server-side CPU milliseconds per request."""
         return self.cpu_s / self.done * 1000 if self.done else math.nan
+
+    @property
+    def main_cpu_ms(self) -> float:
+        """CPU milliseconds per request of the main process alone (without its workers)."""
+        return self.main_cpu_s / self.done * 1000 if self.done else math.nan
 
     @property
     def rate(self) -> float:
@@ -127,6 +139,10 @@ def _side_rows(key: str, label: str, load: Load, concurrency: int) -> list[Row]:
         Row(f"{key}.c{concurrency}.cpu", SECTION,
             f"{label}, {concurrency} callers: server CPU per request", load.cpu_ms, "ms",
             note="the gateway process and its workers" if key == "gateway" else ""),
+        *([Row(f"{key}.c{concurrency}.cpu_main", SECTION,
+               f"{label}, {concurrency} callers: gateway process CPU per request",
+               load.main_cpu_ms, "ms", note="without its workers")]
+          if key == "gateway" else []),
     ]  # fmt: skip
 
 
@@ -186,7 +202,7 @@ async def measure(rounds: int, seconds: float) -> list[Row]:
             assert gw.target is not None
             sides = {
                 "bare": Side(Target("bare", URL(bare.url), (), "{}"), lambda: [bare.pid]),
-                "gateway": Side(gw.target, lambda: [gw.pid, *children(gw.pid)]),
+                "gateway": Side(gw.target, lambda: [gw.pid, *children(gw.pid)], gw.pid),
             }
             for side in sides.values():  # warm-up: connections, caches, a first of each
                 await generate(side.target, 32, min(seconds, 1.0))
