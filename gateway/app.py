@@ -155,7 +155,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         app[ACCOUNTS] = accounts = AccountService(engine, vault, generations)
         app[APPS] = apps = AppService(engine, accounts, generations=generations)
         app[APP_SESSIONS] = AppSessions(
-            engine, apps, ttl=timedelta(hours=settings.app_session_hours)
+            engine, apps, ttl=timedelta(hours=settings.app_session_hours), generations=generations
         )
         app[ENGINE] = engine
         app[IDENTITY] = identity = IdentityService(engine, generations)

@@ -5,7 +5,9 @@ launch link issued to it); that yields a one-time code for the instance origin, 
 exchanges it for a session bound to (user, instance). Links, codes and sessions are random
 secrets of which only the SHA-256 is stored; links and codes are deleted by their first use
 (a compare-and-swap, as OAuth states are). `resolve` is the lookup every request on an
-instance origin makes: one indexed query, and the one function a cache would wrap.
+instance origin makes: one indexed query, its live sessions cached (decision 0019) under the
+`apps` area (session revocation, instances) and the `identity` area (the session's token,
+its user's role), so a revocation holds here at once and elsewhere after one poll.
 Decision 0018 says why a session dies with its user, instance and token.
 """
 
@@ -25,6 +27,8 @@ from gateway.apps.tables import app_codes, app_instances, app_sessions
 from gateway.errors import NotFound, Unauthenticated
 from gateway.identity.principal import Principal, Role
 from gateway.identity.tokens import token_digest
+from gateway.store.cache import Cache
+from gateway.store.generations import Area, Generations
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import api_tokens, users, utcnow
@@ -36,6 +40,9 @@ SESSION_PREFIX: Final = "rs_"
 _SECRET_BYTES: Final = 32
 _MAX_SECRET_LENGTH: Final = 128
 _UNKNOWN_LINK: Final = "the launch link is unknown, expired or used already: ask for a new one"
+# Live sessions by (instance, digest); the digest determines the customer (decision 0019).
+SESSIONS_MAX: Final = 10_000
+SESSIONS_MAX_AGE_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,7 @@ class AppSessions:
         apps: finds the caller's instances.
         ttl: how long a session lasts (never extended).
         clock: "now" (tests move it).
+        generations: the process's cache generations (none: nothing cached, writes bump).
     """
 
     def __init__(
@@ -117,11 +125,20 @@ class AppSessions:
         *,
         ttl: timedelta,
         clock: Callable[[], datetime] = utcnow,
+        generations: Generations | None = None,
     ) -> None:
         self._engine = engine
         self._apps = apps
         self.ttl = ttl
         self.clock = clock
+        self._generations = generations or Generations(engine)
+        self._live: Cache[tuple[str, str], AppSession] = self._generations.cache(
+            Area.APPS,
+            "app_sessions",
+            max_size=SESSIONS_MAX,
+            max_age_s=SESSIONS_MAX_AGE_S,
+            also=(Area.IDENTITY,),
+        )
 
     async def issue_link(self, principal: Principal, app_id: str, instance_id: str) -> str:
         """A one-time launch secret for the instance, acting for `principal` for 60 s.
@@ -185,10 +202,23 @@ class AppSessions:
         """The live session `secret` names on this instance, with its user's current role.
 
         None for an unknown, expired or revoked session, another instance's, or one whose
-        API token was revoked. One query on the unique digest index.
+        API token was revoked. A live session is cached (never a miss: an attacker's guesses
+        would evict real sessions); its expiry is checked on every use.
         """
         if not looks_like_session(secret):
             return None
+        key = (instance_id, token_digest(secret))
+        cached = self._live.peek(key)
+        if cached is not None and cached[0].expires_at > self.clock():
+            return cached[0]
+        epoch = self._live.epoch
+        session = await self._load(instance_id, key[1])
+        if session is not None:
+            self._live.put(key, session, epoch)
+        return session
+
+    async def _load(self, instance_id: str, digest: str) -> AppSession | None:
+        """The live session of this digest on this instance: one query on the unique index."""
         query = (
             select(
                 app_sessions.c.id,
@@ -221,7 +251,7 @@ class AppSessions:
                 ),
             )
             .where(
-                app_sessions.c.session_hash == token_digest(secret),
+                app_sessions.c.session_hash == digest,
                 app_sessions.c.instance_id == instance_id,
                 app_sessions.c.expires_at > self.clock(),
                 api_tokens.c.revoked_at.is_(None),
@@ -276,7 +306,8 @@ class AppSessions:
     async def revoke(
         self, principal: Principal, app_id: str, instance_id: str, session_id: str | None
     ) -> None:
-        """End one of the caller's sessions on the instance, or all of them (None).
+        """End one of the caller's sessions on the instance, or all of them (None): at once
+        in this process, after one poll in the others (it bumps `apps`).
 
         Raises:
             NotFound: no such instance of this app in the caller's customer, or the caller
@@ -286,7 +317,7 @@ class AppSessions:
         query = delete(app_sessions).where(*self._mine(principal, instance_id))
         if session_id is not None:
             query = query.where(app_sessions.c.id == session_id)
-        async with self._engine.begin() as connection:
+        async with self._generations.begin(Area.APPS) as connection:
             deleted = await connection.execute(query)
         if session_id is not None and deleted.rowcount != 1:
             raise NotFound("you have no such session on this instance")

@@ -107,12 +107,22 @@ class Generations:
         self._after_poll: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    def cache(self, area: Area, name: str, *, max_size: int, max_age_s: float) -> Cache[K, V]:
-        """A new cache that `area`'s writes drop."""
+    def cache(
+        self,
+        area: Area,
+        name: str,
+        *,
+        max_size: int,
+        max_age_s: float,
+        also: tuple[Area, ...] = (),
+    ) -> Cache[K, V]:
+        """A new cache that `area`'s writes drop, and those of the areas in `also` (a value
+        built from the tables of several areas)."""
         made: Cache[K, V] = Cache(
             name, max_size=max_size, max_age_s=max_age_s, fresh=self.fresh, clock=self._clock
         )
-        self._caches[area].append(made)  # type: ignore[arg-type]
+        for each in (area, *also):
+            self._caches[each].append(made)  # type: ignore[arg-type]
         return made
 
     def after_poll(self, callback: Callable[[], Awaitable[None]]) -> None:

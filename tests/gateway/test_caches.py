@@ -22,6 +22,7 @@ from gateway.accounts.service import AccountService, Provider
 from gateway.accounts.vault import SecretVault
 from gateway.apps.manifest import AppManifest
 from gateway.apps.service import AppService
+from gateway.apps.sessions import AppSessions
 from gateway.connectors.models import ConnectorUpdate, Scope, ScriptKind
 from gateway.connectors.service import ConnectorService
 from gateway.crypto import KeyRing, new_key_entry
@@ -80,6 +81,7 @@ class Replica:
     apps: AppService
     connectors: ConnectorService
     coordinator: RefreshCoordinator
+    sessions: AppSessions
     endpoint: FakeEndpoint = field(default_factory=FakeEndpoint)
 
 
@@ -88,13 +90,15 @@ async def replica(engine: AsyncEngine, clock: ManualClock) -> Replica:
     vault = SecretVault(KeyRing([KEY]))
     accounts = AccountService(engine, vault, generations)
     endpoint = FakeEndpoint()
+    apps = AppService(engine, accounts, generations=generations)
     made = Replica(
         generations,
         IdentityService(engine, generations),
         accounts,
-        AppService(engine, accounts, generations=generations),
+        apps,
         ConnectorService(engine, sealer=vault, generations=generations),
         RefreshCoordinator(engine, vault, endpoint, generations=generations),
+        AppSessions(engine, apps, ttl=timedelta(hours=1), generations=generations),
         endpoint,
     )
     await generations.poll()  # current: the caches serve from now on
@@ -120,6 +124,10 @@ class World:
     oauth_account_id: str
     app_id: str
     instance_id: str
+    signed_in: Principal
+    """The owner signed in with `token` (app sessions die with their token)."""
+    session: str
+    """The owner's session on the instance."""
 
 
 def principal_of(user: User) -> Principal:
@@ -156,6 +164,9 @@ async def world(engine: AsyncEngine) -> World:
     )
     instance = await a.apps.create_instance(owner, app.id, None)
     await a.apps.map_account(owner, app.id, instance.id, "sales", account.id)
+    signed_in = Principal(owner.user_id, owner.customer_id, owner.role, token_id=info.id)
+    opened = await a.sessions.exchange(instance.id, await a.sessions.open(signed_in, instance.id))
+    assert opened is not None
     return World(
         a,
         b,
@@ -172,6 +183,8 @@ async def world(engine: AsyncEngine) -> World:
         oauth.id,
         app.id,
         instance.id,
+        signed_in,
+        opened.secret,
     )
 
 
@@ -207,6 +220,11 @@ async def colleague_runnable(side: Replica, world: World) -> Any:
 
 async def mapping(side: Replica, world: World) -> Any:
     return await side.apps.mapped_account(world.owner, world.instance_id, "sales")
+
+
+async def app_session(side: Replica, world: World) -> Any:
+    found = await side.sessions.resolve(world.instance_id, world.session)
+    return None if found is None else (found.principal.role, found.app_id)
 
 
 async def owner_fields(side: Replica, world: World) -> Any:
@@ -309,6 +327,17 @@ PATHS: dict[str, Path] = {
         lambda s, w: s.connectors.scopes.set_scope(w.admin, w.guid, Scope.PERSONAL, "back"),
         before=publish_then_upload,
     ),
+    "app session revoke": Path(
+        app_session,
+        lambda s, w: s.sessions.revoke(w.signed_in, w.app_id, w.instance_id, None),
+    ),
+    "token revoke (app session)": Path(
+        app_session, lambda s, w: s.identity.revoke_token(w.owner_user, w.token_id)
+    ),
+    "user role change (app session)": Path(
+        app_session, lambda s, w: s.identity.update_user(w.owner_user, role=Role.ADMIN)
+    ),
+    "app delete (app session)": Path(app_session, lambda s, w: s.apps.delete(w.owner, w.app_id)),
     "mapping set": Path(
         mapping,
         lambda s, w: s.apps.map_account(
@@ -360,6 +389,13 @@ async def test_a_write_is_seen_at_once_here_and_after_one_poll_elsewhere(
     assert await outcome(path.probe, world.b, world) == old  # B serves its cache ...
     await world.b.generations.poll()
     assert await outcome(path.probe, world.b, world) == new  # ... until its next poll
+
+
+async def test_a_cached_app_session_expires_on_time(world: World) -> None:
+    assert await app_session(world.a, world) is not None  # cached now
+    later = utcnow() + timedelta(hours=2)  # past the one-hour session
+    world.a.sessions.clock = lambda: later
+    assert await app_session(world.a, world) is None
 
 
 async def test_a_poll_drops_only_the_areas_that_moved(world: World) -> None:
