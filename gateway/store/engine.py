@@ -149,8 +149,21 @@ def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
         max_overflow=0,
     )
     event.listen(sync, "connect", _prepare_sqlite_connection)
+    event.listen(sync, "connect", _sync_normal)
     event.listen(sync, "begin", _begin_immediate)
     return sync
+
+
+def _sync_normal(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+    # WAL with synchronous=NORMAL: a commit is not fsynced (a checkpoint, or the next commit
+    # of a FULL connection, syncs it). A process crash loses nothing committed; a power cut
+    # may lose the last commits (decision 0020). An fsync per batch cost ~300 us of CPU and
+    # ~4 ms of wall time per commit here.
+    cursor = cast(_SQLiteDriverConnection, dbapi_connection).cursor()
+    try:
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import async_url, create_engine, database_url_for, upgrade
+from gateway.store.engine import sqlite_file_engine
 from gateway.store.tables import customers
 from tests.dbfixtures import PostgresSession, make_customer
 
@@ -55,6 +56,27 @@ async def test_sqlite_connections_are_configured(sqlite_url: str) -> None:
         assert pragmas == ["wal", 1, 5000]
     finally:
         await engine.dispose()
+
+
+async def test_the_writers_file_engine_is_configured_alike_without_an_fsync_per_commit(
+    sqlite_url: str,
+) -> None:
+    engine = create_engine(sqlite_url)
+    sync = sqlite_file_engine(engine)
+    assert sync is not None
+    try:
+        with sync.connect() as connection:
+            pragmas = [
+                connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+            ]
+        assert pragmas == ["wal", 1, 5000, 1]  # synchronous = NORMAL
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("PRAGMA synchronous")) == 2  # FULL, as before
+    finally:
+        sync.dispose()
+        await engine.dispose()
+    assert sqlite_file_engine(create_engine("sqlite://")) is None  # another database
 
 
 async def test_migrating_sqlite_leaves_foreign_keys_on(sqlite_url: str) -> None:
