@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, Table, insert, select
+from sqlalchemy import Connection, Dialect, Engine, Table, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -225,7 +226,11 @@ class BatchWriter(Generic[T]):
 
     def _insert_sync(self, engine: Engine, rows: dict[str, dict[str, Any]], retry: bool) -> None:
         with engine.begin() as connection:
-            self._insert_rows(connection, rows, retry)
+            plain = _PlainInsert.of(self._table, engine.dialect, rows) if not retry else None
+            if plain is None:
+                self._insert_rows(connection, rows, retry)
+            else:
+                connection.exec_driver_sql(plain.sql, plain.parameters(rows.values()))
 
     def _insert_rows(
         self, connection: Connection, rows: dict[str, dict[str, Any]], retry: bool
@@ -243,3 +248,45 @@ class BatchWriter(Generic[T]):
     def _count(self, outcome: str, rows: int) -> None:
         if self._on_batch is not None:
             self._on_batch(outcome, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainInsert:
+    """One prepared INSERT of the given columns and their types' bind processors: the rows
+    go to the driver's `executemany` as tuples, without SQLAlchemy's per-statement
+    execution context (the SQLite writer's thread spent most of a batch there)."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @staticmethod
+    def of(
+        table: Table, dialect: Dialect, rows: Mapping[str, Mapping[str, Any]]
+    ) -> _PlainInsert | None:
+        """The statement for these rows, or None when a column they leave out has a default
+        that only SQLAlchemy's insert would fill in."""
+        names = tuple(next(iter(rows.values()), {}))
+        if not names or any(
+            column.name not in names and column.default is not None for column in table.columns
+        ):
+            return None
+        return _plain_insert(table, dialect, names)
+
+    def parameters(self, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """The rows as the driver's positional parameters, each value bound as its type says."""
+        pairs = tuple(zip(self.names, self.processors, strict=True))
+        return [
+            tuple(row[name] if bind is None else bind(row[name]) for name, bind in pairs)
+            for row in rows
+        ]
+
+
+@functools.lru_cache(maxsize=16)
+def _plain_insert(table: Table, dialect: Dialect, names: tuple[str, ...]) -> _PlainInsert:
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+    order = tuple(compiled.positiontup or ())  # the positional (qmark) parameters' order
+    processors = tuple(
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+    )
+    return _PlainInsert(str(compiled), order, processors)

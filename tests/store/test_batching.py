@@ -156,6 +156,24 @@ async def test_on_a_sqlite_file_a_batch_takes_one_thread_hop(bare: AsyncEngine) 
     assert await batch.close() == 0
 
 
+async def test_a_column_left_to_its_default_gets_it(bare: AsyncEngine) -> None:
+    stamped = Table(
+        "stamped",
+        MetaData(),
+        Column("id", String(36), primary_key=True),
+        Column("n", Integer, default=7),
+    )
+    async with bare.begin() as connection:
+        await connection.run_sync(stamped.metadata.create_all)
+    seen = Seen()
+    batch: BatchWriter[int] = BatchWriter(bare, stamped, lambda n: {"id": f"id-{n}"}, on_batch=seen)
+    batch.start()
+    await batch.submit("id-1", 1)
+    assert await batch.close() == 0
+    async with bare.connect() as connection:
+        assert (await connection.execute(select(stamped))).all() == [("id-1", 7)]
+
+
 def test_limits_are_checked() -> None:
     with pytest.raises(ValueError, match="max_pending"):
         BatchLimits(batch_max=10, max_pending=5)
