@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
@@ -99,6 +100,7 @@ class BatchWriter(Generic[T]):
         self._failures = 0
         self._writing = asyncio.Lock()  # the background writer and `flush` take turns
         self._sync: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None  # the one that uses `_sync`
 
     def pending(self) -> list[T]:
         """The items handed over and not committed yet, oldest first."""
@@ -111,6 +113,8 @@ class BatchWriter(Generic[T]):
     def start(self) -> None:
         """Start the background writer."""
         self._sync = sqlite_file_engine(self._engine)
+        if self._sync is not None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="batch-writer")
         self._task = asyncio.create_task(self._write_forever(), name="batch-writer")
 
     async def submit(self, key: str, item: T) -> None:
@@ -162,6 +166,9 @@ class BatchWriter(Generic[T]):
             self._count("lost", lost)
             self._queue.clear()
         sync, self._sync = self._sync, None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=False)  # a batch still running there ends on its own
         if sync is not None:
             sync.dispose()
         return lost
@@ -216,15 +223,21 @@ class BatchWriter(Generic[T]):
             self._room.notify_all()
 
     async def _insert(self, batch: Mapping[str, T]) -> None:
-        rows = {key: dict(self._values(item)) for key, item in batch.items()}
         retry = self._failures > 0
-        if self._sync is not None:
-            await asyncio.to_thread(self._insert_sync, self._sync, rows, retry)
+        if self._sync is not None and self._thread is not None:
+            # The rows are built there too: the loop only hands the batch over.
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._thread, self._insert_sync, self._sync, batch, retry)
             return
+        rows = self._rows(batch)
         async with self._engine.begin() as connection:
             await connection.run_sync(self._insert_rows, rows, retry)
 
-    def _insert_sync(self, engine: Engine, rows: dict[str, dict[str, Any]], retry: bool) -> None:
+    def _rows(self, batch: Mapping[str, T]) -> dict[str, dict[str, Any]]:
+        return {key: dict(self._values(item)) for key, item in batch.items()}
+
+    def _insert_sync(self, engine: Engine, batch: Mapping[str, T], retry: bool) -> None:
+        rows = self._rows(batch)
         with engine.begin() as connection:
             plain = _PlainInsert.of(self._table, engine.dialect, rows) if not retry else None
             if plain is None:
