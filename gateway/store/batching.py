@@ -8,9 +8,12 @@ nothing is dropped while the process runs: once `max_pending` rows wait, `submit
 (backpressure). `close` flushes what is queued, retrying for at most `grace_s`; rows still
 unwritten then are counted and logged as lost.
 
-On a SQLite file a batch is one transaction in one thread hop (a synchronous connection of
-the writer's own, `sqlite_file_engine`): through aiosqlite each statement, cursor and commit
-would wake the loop again. PostgreSQL (asyncpg) needs no thread: the async engine it is.
+On a SQLite file a batch is one transaction in one thread hop, on a plain sqlite3 connection
+of the writer's own thread (`connect_sqlite_file`), with one prepared INSERT: through
+aiosqlite each statement, cursor and commit would wake the loop again, and SQLAlchemy's
+per-statement work was most of a small batch's cost. PostgreSQL (asyncpg) needs no thread:
+the async engine it is; so are the retry after a failure and rows that leave a defaulted
+column out.
 """
 
 from __future__ import annotations
@@ -18,17 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Dialect, Engine, Table, insert, select
+from sqlalchemy import Connection, Dialect, Table, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.engine import sqlite_file_engine
+from gateway.store.engine import connect_sqlite_file, sqlite_file
 
 log = structlog.get_logger(__name__)
 
@@ -99,8 +103,9 @@ class BatchWriter(Generic[T]):
         self._closing = False
         self._failures = 0
         self._writing = asyncio.Lock()  # the background writer and `flush` take turns
-        self._sync: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None  # the one that uses `_sync`
+        self._file: str | None = None
+        self._thread: ThreadPoolExecutor | None = None  # the one thread that uses `_connection`
+        self._connection: sqlite3.Connection | None = None
 
     def pending(self) -> list[T]:
         """The items handed over and not committed yet, oldest first."""
@@ -112,8 +117,8 @@ class BatchWriter(Generic[T]):
 
     def start(self) -> None:
         """Start the background writer."""
-        self._sync = sqlite_file_engine(self._engine)
-        if self._sync is not None:
+        self._file = sqlite_file(self._engine)
+        if self._file is not None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="batch-writer")
         self._task = asyncio.create_task(self._write_forever(), name="batch-writer")
 
@@ -165,12 +170,10 @@ class BatchWriter(Generic[T]):
             log.error("batched_rows_lost_at_shutdown", table=self._table.name, rows=lost)
             self._count("lost", lost)
             self._queue.clear()
-        sync, self._sync = self._sync, None
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.shutdown(wait=False)  # a batch still running there ends on its own
-        if sync is not None:
-            sync.dispose()
+            thread.submit(self._close_file)  # after a batch still running there
+            thread.shutdown(wait=False)
         return lost
 
     async def _write_forever(self) -> None:
@@ -197,7 +200,7 @@ class BatchWriter(Generic[T]):
             return
         try:
             await self._insert(batch)
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
             self._failures += 1
             self._count("failed", len(batch))
             pause = min(
@@ -224,11 +227,10 @@ class BatchWriter(Generic[T]):
 
     async def _insert(self, batch: Mapping[str, T]) -> None:
         retry = self._failures > 0
-        if self._sync is not None and self._thread is not None:
-            # The rows are built there too: the loop only hands the batch over.
+        if self._thread is not None and not retry:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._thread, self._insert_sync, self._sync, batch, retry)
-            return
+            if await loop.run_in_executor(self._thread, self._insert_file, batch):
+                return
         rows = self._rows(batch)
         async with self._engine.begin() as connection:
             await connection.run_sync(self._insert_rows, rows, retry)
@@ -236,14 +238,30 @@ class BatchWriter(Generic[T]):
     def _rows(self, batch: Mapping[str, T]) -> dict[str, dict[str, Any]]:
         return {key: dict(self._values(item)) for key, item in batch.items()}
 
-    def _insert_sync(self, engine: Engine, batch: Mapping[str, T], retry: bool) -> None:
-        rows = self._rows(batch)
-        with engine.begin() as connection:
-            plain = _PlainInsert.of(self._table, engine.dialect, rows) if not retry else None
-            if plain is None:
-                self._insert_rows(connection, rows, retry)
-            else:
-                connection.exec_driver_sql(plain.sql, plain.parameters(rows.values()))
+    def _insert_file(self, batch: Mapping[str, T]) -> bool:
+        """In the writer's thread: the batch in one transaction of its own connection; False
+        (nothing done) when the rows need SQLAlchemy's insert."""
+        rows = self._rows(batch)  # built here: the loop only hands the batch over
+        plain = _PlainInsert.of(self._table, self._engine.dialect, rows)
+        if plain is None or self._file is None:
+            return False
+        if self._connection is None:
+            self._connection = connect_sqlite_file(self._file)
+        connection = self._connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(plain.sql, plain.parameters(rows.values()))
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+        return True
+
+    def _close_file(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def _insert_rows(
         self, connection: Connection, rows: dict[str, dict[str, Any]], retry: bool

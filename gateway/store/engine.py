@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 from typing import Final, Protocol, cast
 
-from sqlalchemy import Connection, Engine, event, make_url
-from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -130,40 +129,30 @@ async def close_engine(engine: AsyncEngine, grace_s: float = 10.0) -> bool:
     return returned
 
 
-def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
-    """A synchronous engine of one connection on the same SQLite file as `engine`, set up
-    like it (WAL, `busy_timeout`, foreign keys, `BEGIN IMMEDIATE`); None for PostgreSQL or
-    a memory database (another connection would see another database).
-
-    For work that runs a whole transaction in one thread hop (`asyncio.to_thread`): through
-    aiosqlite every statement, cursor and commit is a hop of its own. Its writes queue with
-    `engine`'s on the file lock (`busy_timeout`), not in `engine`'s pool.
-    """
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The SQLite file `engine` uses; None for PostgreSQL, a memory database (another
+    connection would see another database) or a URL with options."""
     url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query:
         return None
-    sync = create_sync_engine(
-        url.set(drivername="sqlite+pysqlite"),
-        poolclass=QueuePool,
-        pool_size=1,
-        max_overflow=0,
-    )
-    event.listen(sync, "connect", _prepare_sqlite_connection)
-    event.listen(sync, "connect", _sync_normal)
-    event.listen(sync, "begin", _begin_immediate)
-    return sync
+    return url.database
 
 
-def _sync_normal(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
-    # WAL with synchronous=NORMAL: a commit is not fsynced (a checkpoint, or the next commit
-    # of a FULL connection, syncs it). A process crash loses nothing committed; a power cut
-    # may lose the last commits (decision 0020). An fsync per batch cost ~300 us of CPU and
-    # ~4 ms of wall time per commit here.
-    cursor = cast(_SQLiteDriverConnection, dbapi_connection).cursor()
-    try:
-        cursor.execute("PRAGMA synchronous = NORMAL")
-    finally:
-        cursor.close()
+def connect_sqlite_file(path: str) -> sqlite3.Connection:
+    """A plain sqlite3 connection to `path`, set up like the engine's (WAL, `busy_timeout`,
+    foreign keys, no implicit transactions: the caller says `BEGIN IMMEDIATE`), for work that
+    runs a whole transaction in one thread hop; through aiosqlite every statement, cursor and
+    commit is a hop of its own. Its writes queue with the engine's on the file lock.
+
+    WAL with synchronous=NORMAL: a commit is not fsynced (a checkpoint, or the next commit of
+    a FULL connection, syncs it). A process crash loses nothing committed; a power cut may
+    lose the last commits (decision 0020). An fsync per commit cost ~300 us of CPU and ~4 ms
+    of wall time here. The engine's own connections stay FULL.
+    """
+    connection = sqlite3.connect(path, isolation_level=None)
+    _prepare_sqlite_connection(cast(DBAPIConnection, connection), cast(ConnectionPoolEntry, None))
+    connection.execute("PRAGMA synchronous = NORMAL")
+    return connection
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:

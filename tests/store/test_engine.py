@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import async_url, create_engine, database_url_for, upgrade
-from gateway.store.engine import sqlite_file_engine
+from gateway.store.engine import connect_sqlite_file, sqlite_file
 from gateway.store.tables import customers
 from tests.dbfixtures import PostgresSession, make_customer
 
@@ -58,25 +58,26 @@ async def test_sqlite_connections_are_configured(sqlite_url: str) -> None:
         await engine.dispose()
 
 
-async def test_the_writers_file_engine_is_configured_alike_without_an_fsync_per_commit(
+async def test_the_writers_file_connection_is_configured_alike_without_an_fsync_per_commit(
     sqlite_url: str,
 ) -> None:
     engine = create_engine(sqlite_url)
-    sync = sqlite_file_engine(engine)
-    assert sync is not None
+    path = sqlite_file(engine)
+    assert path is not None
+    connection = connect_sqlite_file(path)
     try:
-        with sync.connect() as connection:
-            pragmas = [
-                connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
-            ]
-        assert pragmas == ["wal", 1, 5000, 1]  # synchronous = NORMAL
-        async with engine.connect() as connection:
-            assert await connection.scalar(text("PRAGMA synchronous")) == 2  # FULL, as before
+        pragmas = [
+            connection.execute(f"PRAGMA {name}").fetchone()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+        ]
+        assert pragmas == [("wal",), (1,), (5000,), (1,)]  # synchronous = NORMAL
+        assert connection.in_transaction is False  # the writer says BEGIN IMMEDIATE itself
+        async with engine.connect() as other:
+            assert await other.scalar(text("PRAGMA synchronous")) == 2  # FULL, as before
     finally:
-        sync.dispose()
+        connection.close()
         await engine.dispose()
-    assert sqlite_file_engine(create_engine("sqlite://")) is None  # another database
+    assert sqlite_file(create_engine("sqlite://")) is None  # another database
 
 
 async def test_migrating_sqlite_leaves_foreign_keys_on(sqlite_url: str) -> None:
