@@ -12,6 +12,7 @@ import gateway.apps.tables
 import gateway.connectors.tables
 import gateway.datasets.tables
 import gateway.oauth.tables
+import writeback.jobs.tables
 import writeback.tables
 from gateway.store.tables import metadata
 
@@ -22,6 +23,7 @@ TABLE_MODULES = (
     gateway.connectors.tables,
     gateway.datasets.tables,
     gateway.oauth.tables,
+    writeback.jobs.tables,
     writeback.tables,
 )
 

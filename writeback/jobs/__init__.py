@@ -1,0 +1,1 @@
+"""Durable writeback and connector jobs, their queue, schedules and dataset triggers."""
