@@ -32,12 +32,15 @@ from gateway.keys import (
     ACTIONS,
     APP_SESSIONS,
     APPS,
+    CLOCK,
     CONNECTORS,
     DATASETS,
     EGRESS,
     ENGINE,
     IDENTITY,
     INSTANCE_ORIGINS,
+    JOB_RUNNER,
+    JOBS,
     METRICS,
     OAUTH_CLIENTS,
     OAUTH_FLOW,
@@ -45,6 +48,7 @@ from gateway.keys import (
     POOL,
     REFRESH,
     RUNS,
+    SCHEDULES,
     SETTINGS,
     VAULT,
 )
@@ -66,6 +70,14 @@ from runtime.pool import PoolConfig, WorkerPool
 from writeback.datasets.service import DatasetService
 from writeback.datasets.storage import DatasetFiles
 from writeback.scriptsql import ConnectorSql
+from writeback.jobs.execute import JobExecutor
+from writeback.jobs.models import Clock
+from writeback.jobs.policy import RetryPolicy
+from writeback.jobs.queue import JobQueue
+from writeback.jobs.runner import JobRunner, RunnerLimits
+from writeback.jobs.schedules import Scheduler, ScheduleService
+from writeback.jobs.service import JobService
+from writeback.jobs.sink import sweep_spools
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -94,6 +106,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_run_retention)
     app.cleanup_ctx.append(_datasets)
+    # After everything a job uses: on shutdown the jobs in flight are released first.
+    app.cleanup_ctx.append(_jobs)
     register_routes(app)
     return app
 
@@ -301,6 +315,59 @@ async def _datasets(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sandbox.close()
+
+
+@asynccontextmanager
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    """The job queue, this process's job runner and scheduler (decision 0022)."""
+    settings = app[SETTINGS]
+    engine = app[ENGINE]
+    clock = app.get(CLOCK) or Clock()
+    spool_dir = settings.data_dir / "jobs"
+    await asyncio.to_thread(sweep_spools, spool_dir)
+    queue = JobQueue(engine, max_attempts=settings.job_max_attempts)
+    executor = JobExecutor(
+        engine,
+        app[IDENTITY],
+        app[CONNECTORS].versions,
+        app[RUNS],
+        app[DATASETS],
+        spool_dir,
+        record_run=lambda job, run: queue.record_run(job, run.id, job.attempts, clock.now()),
+        clock=clock.now,
+    )
+    runner = JobRunner(
+        queue,
+        executor,
+        limits=RunnerLimits(
+            concurrency=settings.job_concurrency,
+            per_customer=settings.job_customer_concurrency,
+            lease_s=settings.job_lease_s,
+            heartbeat_s=settings.job_heartbeat_s,
+            poll_s=settings.job_poll_s,
+        ),
+        policy=RetryPolicy(base_s=settings.job_backoff_s),
+        clock=clock.now,
+    )
+    jobs = JobService(
+        queue,
+        app[CONNECTORS].versions,
+        app[ACCOUNTS],
+        app[DATASETS],
+        clock=clock.now,
+        on_queued=runner.wake,
+        on_cancel=runner.cancel_here,
+    )
+    schedules = ScheduleService(engine, jobs, queue, clock=clock.now)
+    scheduler = Scheduler(schedules, settings.schedule_poll_s, runner.wake)
+    app[JOBS], app[JOB_RUNNER], app[SCHEDULES] = jobs, runner, schedules
+    runner.start()
+    scheduler.start()
+    try:
+        yield
+    finally:
+        await scheduler.close()
+        await runner.close()
 
 
 def egress_client_for(settings: Settings) -> EgressClient:

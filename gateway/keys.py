@@ -25,6 +25,10 @@ from gateway.oauth.refresh import RefreshCoordinator
 from gateway.settings import Settings
 from runtime.pool import WorkerPool
 from writeback.datasets.service import DatasetService
+from writeback.jobs.models import Clock
+from writeback.jobs.runner import JobRunner
+from writeback.jobs.schedules import ScheduleService
+from writeback.jobs.service import JobService
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 METRICS: Final = web.AppKey("metrics", Metrics)
@@ -45,6 +49,11 @@ APP_SESSIONS: Final = web.AppKey("app_sessions", AppSessions)
 INSTANCE_ORIGINS: Final = web.AppKey("instance_origins", InstanceOrigins)
 ACTIONS: Final = web.AppKey("actions", ActionService)
 DATASETS: Final = web.AppKey("datasets", DatasetService)
+JOBS: Final = web.AppKey("jobs", JobService)
+JOB_RUNNER: Final = web.AppKey("job_runner", JobRunner)
+SCHEDULES: Final = web.AppKey("schedules", ScheduleService)
+# The clock of jobs and schedules; set before the app starts to replace it (tests).
+CLOCK: Final = web.AppKey("clock", Clock)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

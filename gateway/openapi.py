@@ -25,7 +25,9 @@ from gateway.routes.apps import AccountMappingSet, InstanceCreate
 from gateway.routes.datasets import QueryCreate
 from gateway.routes.domo import ActionParameters
 from gateway.routes.identity import CustomerCreate, TokenCreate, UserCreate, UserPatch
+from gateway.routes.jobs import JobCreate
 from gateway.routes.oauth import LinkCreate
+from gateway.routes.schedules import ScheduleCreate
 
 # Every model `parse_body` is called with; the document names each by its class name.
 REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
@@ -46,6 +48,8 @@ REQUEST_MODELS: Final[tuple[type[BaseModel], ...]] = (
     AccountMappingSet,
     ActionParameters,
     QueryCreate,
+    JobCreate,
+    ScheduleCreate,
 )
 
 DOCUMENT: Final = Path(__file__).with_name("openapi.yaml")

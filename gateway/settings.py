@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     run_batch_interval_ms: float = Field(default=5.0, ge=0, le=1000)
     run_batch_max: int = Field(default=200, ge=1, le=10_000)
     run_batch_max_pending: int = Field(default=10_000, ge=1)
+    # Jobs (SPEC 7; decision 0022): attempts, this process's concurrency, the per-customer
+    # limit across replicas, the lease and its heartbeat, how often queue and schedules are
+    # polled, and the first retry's backoff.
+    job_max_attempts: int = Field(default=5, ge=1, le=100)
+    job_concurrency: int = Field(default=4, ge=1, le=1024)
+    job_customer_concurrency: int = Field(default=2, ge=1, le=1024)
+    job_lease_s: float = Field(default=30.0, gt=0, le=3600)
+    job_heartbeat_s: float = Field(default=5.0, gt=0, le=600)
+    job_poll_s: float = Field(default=1.0, gt=0, le=600)
+    job_backoff_s: float = Field(default=2.0, ge=0, le=3600)
+    schedule_poll_s: float = Field(default=5.0, gt=0, le=600)
 
     @field_validator(
         "encryption_keys",

@@ -86,6 +86,11 @@ class Metadata(_Model):
     days: int = 1
     last_run_date: str | None = Field(default=None, serialization_alias="lastRunDate")
     baseurl: str | None = None
+    job_id: str | None = Field(default=None, serialization_alias="jobId")
+    """The job the run is an attempt of (None outside jobs). It is the same on every attempt
+    and every gateway, so a script sends it as the idempotency key of its side effects."""
+    attempt: int | None = None
+    """Which attempt of its job the run is, from 1 (None outside jobs)."""
 
 
 class RunRequest(_Model):

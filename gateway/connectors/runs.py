@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -44,7 +44,15 @@ from gateway.store.batching import BatchWriter
 from gateway.store.ids import new_id
 from gateway.store.paging import paginate
 from gateway.store.tables import utcnow
-from runtime.host import Host, HttpRequest, HttpResponse, HttpService, SqlStore, StateStore
+from runtime.host import (
+    Host,
+    HttpRequest,
+    HttpResponse,
+    HttpService,
+    RowSink,
+    SqlStore,
+    StateStore,
+)
 from runtime.model import JsonValue, Limits, Metadata, RunMode, RunRequest, RunResult, RunStatus
 from runtime.pool import WorkerPool
 from writeback.datasets.service import DatasetService
@@ -58,8 +66,11 @@ log = structlog.get_logger(__name__)
 DEV_RUN_LIMITS: Final = Limits(wall_time_s=30.0, http_calls=10_000)
 # An action has 30 s, 100 HTTP calls and 10,000 result rows unless the connector says more.
 ACTION_RUN_LIMITS: Final = Limits(wall_time_s=30.0, http_calls=100, result_rows=10_000)
+# A job has 15 minutes and 10,000 HTTP calls, and streams its rows (no cap; SPEC 3.1).
+JOB_RUN_LIMITS: Final = Limits(wall_time_s=900.0, http_calls=10_000, result_rows=None)
 DEV_RUN: Final = "dev"
 ACTION_RUN: Final = "action"
+JOB_RUN: Final = "job"
 AUTH_CHECK: Final = "auth"
 
 
@@ -93,6 +104,21 @@ class StoredRun:
     def status(self) -> RunStatus:
         """How the run ended."""
         return self.result.status
+
+
+@dataclass(frozen=True, slots=True)
+class JobAttempt:
+    """One attempt of a job, as the job runner hands it to `RunService.run_job`."""
+
+    job_id: str
+    attempt: int
+    account_id: str | None
+    report: str | None
+    parameters: dict[str, JsonValue]
+    rows: RowSink
+    """Where the datagrid's rows go while the script runs."""
+    on_response: Callable[[HttpResponse], None]
+    """Called with every upstream answer (progress, and a 429's `Retry-After`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +258,44 @@ class RunService:
             started=started,
         )
 
+    async def run_job(
+        self,
+        principal: Principal,
+        runnable: Runnable,
+        job: JobAttempt,
+    ) -> StoredRun:
+        """Run one attempt of a job with the job creator's rights, and store it (kind `job`).
+
+        The account passes the rules of a dev run's account (as `run_action` says). The
+        datagrid's rows go to `job.rows` in chunks as the script makes them; every upstream
+        answer is shown to `job.on_response` (progress, `Retry-After`).
+
+        Raises:
+            Conflict: what is run has no process script.
+            NotFound, AccountNotAccessible, ProviderMismatch: as `AccountSource` says.
+            AccountNeedsReauth: the OAuth 2.0 account must be authorised again.
+            RefreshUnavailable: its token expired and cannot be refreshed now.
+            runtime.pool.PoolBusy: too many runs are waiting.
+        """
+        connector = runnable.connector
+        if runnable.source is None:
+            what = "its draft" if runnable.version is None else f"version {runnable.version}"
+            raise Conflict(f"the connector has no process script in {what}")
+        account = await self._account(principal, connector, job.account_id)
+        return await self._execute(
+            principal,
+            connector,
+            runnable.source,
+            JOB_RUN,
+            RunMode.PROCESS,
+            account,
+            parameters=job.parameters,
+            report=job.report,
+            limits=run_limits(connector, JOB_RUN_LIMITS),
+            version=runnable.version,
+            job=job,
+        )
+
     async def check_credentials(
         self, principal: Principal, connector: Connector, credentials: dict[str, str]
     ) -> StoredRun:
@@ -272,16 +336,25 @@ class RunService:
         version: int | None = None,
         scope: Scope | None = None,
         started: float | None = None,
+        job: JobAttempt | None = None,
     ) -> StoredRun:
         request = RunRequest(
             script=source,
             mode=mode,
-            metadata=Metadata(account=account.fields, parameters=parameters or {}, report=report),
+            metadata=Metadata(
+                account=account.fields,
+                parameters=parameters or {},
+                report=report,
+                job_id=job.job_id if job is not None else None,
+                attempt=job.attempt if job is not None else None,
+            ),
             limits=limits or run_limits(connector),
             secrets=account.secrets,
             tenant=principal.customer_id,
         )
-        http = _Watched(self._http(connector, account))
+        http = _Watched(
+            self._http(connector, account), job.on_response if job is not None else None
+        )
         created_at = utcnow()
         state = self._state_of(principal, connector, account)
         ready = time.perf_counter()
@@ -292,6 +365,7 @@ class RunService:
                 datasets=datasets,
                 sql=self._sql_of(principal, connector),
                 aws=S3Objects(http),
+                rows=job.rows if job is not None else None,
             )
             result = await self._pool.run(request, host)
         timings = None
@@ -476,10 +550,14 @@ class RunService:
 
 
 class _Watched:
-    """A run's `HttpService` that notes which host a request cut off by the deadline awaited."""
+    """A run's `HttpService` that notes which host a request cut off by the deadline awaited,
+    and shows every answer to a job's observer."""
 
-    def __init__(self, inner: HttpService) -> None:
+    def __init__(
+        self, inner: HttpService, on_response: Callable[[HttpResponse], None] | None = None
+    ) -> None:
         self._inner = inner
+        self._on_response = on_response
         self.cut_off_host: str | None = None
 
     async def send(self, request: HttpRequest, *, max_body_bytes: int) -> HttpResponse:
@@ -489,11 +567,14 @@ class _Watched:
             HostCallError: as the egress session does.
         """
         try:
-            return await self._inner.send(request, max_body_bytes=max_body_bytes)
+            response = await self._inner.send(request, max_body_bytes=max_body_bytes)
         except asyncio.CancelledError:
             # The run's deadline cancels the host call it is waiting in.
             self.cut_off_host = _host_of(request.url)
             raise
+        if self._on_response is not None:
+            self._on_response(response)
+        return response
 
 
 def _host_of(url: str) -> str:

@@ -12,9 +12,11 @@ from gateway.routes import (
     datasets,
     domo,
     identity,
+    jobs,
     oauth,
     ops,
     runs,
+    schedules,
 )
 
 
@@ -30,3 +32,5 @@ def register_routes(app: web.Application) -> None:
     apps.register(app)
     domo.register(app)
     datasets.register(app)
+    jobs.register(app)
+    schedules.register(app)

@@ -70,7 +70,9 @@ jobs: Final = Table(
     ForeignKeyConstraint(
         ["customer_id", "user_id"], ["users.customer_id", "users.id"], ondelete="CASCADE"
     ),
-    CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", "status"),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", "status"
+    ),
     CheckConstraint("trigger IN ('api', 'schedule', 'dataset')", "trigger"),
     # What the claim looks for: due queued jobs, and running ones whose lease lapsed.
     Index(None, "status", "run_after"),

@@ -19,7 +19,7 @@ ID = sa.String(36)
 TIME = sa.DateTime(timezone=True)
 
 
-def _owner(table: str) -> list[sa.SchemaItem]:
+def _owner(table: str) -> list[sa.Constraint]:
     return [
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{table}")),
         sa.ForeignKeyConstraint(
