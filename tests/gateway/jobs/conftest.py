@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from gateway.keys import CLOCK
 from gateway.settings import Settings
 from tests.gateway.callers import Caller, Client
 from tests.gateway.connectors.conftest import create_connector, put_script
@@ -150,7 +149,9 @@ async def create_job(
     )
 
 
-async def queued(client: Client, caller: Caller, guid: str, body: dict[str, Any] | None = None) -> str:
+async def queued(
+    client: Client, caller: Caller, guid: str, body: dict[str, Any] | None = None
+) -> str:
     """Queue a job and return its id (asserting 202)."""
     response = await create_job(client, caller, guid, body)
     assert response.status == HTTPStatus.ACCEPTED, await response.text()

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from aiohttp.web import Application
-
-from gateway.keys import CLOCK, JOB_RUNNER
-from tests.gateway.callers import Caller, Client, problem
+from tests.gateway.callers import Caller, Client
 from tests.gateway.jobs.conftest import (
     PUSH_SCRIPT,
-    MovableClock,
     ThirdParty,
-    create_job,
     job_connector,
-    job_of,
     queued,
     until,
 )
@@ -24,7 +18,9 @@ async def test_a_job_runs_its_script_and_succeeds(
     client: Client, owner: Caller, third_party: ThirdParty
 ) -> None:
     connector = await job_connector(client, owner, third_party, PUSH_SCRIPT)
-    job_id = await queued(client, owner, connector["guid"], {"report": "push", "parameters": {"n": 7}})
+    job_id = await queued(
+        client, owner, connector["guid"], {"report": "push", "parameters": {"n": 7}}
+    )
 
     job = await until(client, owner, job_id, "succeeded", "failed")
 
