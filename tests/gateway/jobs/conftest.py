@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -12,12 +13,18 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.web import Application
 from pytest_aiohttp import AiohttpServer
+from sqlalchemy import select
 
+from gateway.app import create_app
+from gateway.keys import CLOCK, ENGINE
 from gateway.settings import Settings
 from tests.gateway.callers import Caller, Client
 from tests.gateway.connectors.conftest import create_connector, put_script
+from tests.openapi_check import Conformance, watch
 from writeback.jobs.models import Clock
+from writeback.jobs.tables import jobs
 
 # A writeback script: one POST with the job's id as the idempotency key; a status other
 # than 200 ends the run with `datagrid.error` (the gateway decides whether to retry).
@@ -54,7 +61,10 @@ class MovableClock(Clock):
 
 @dataclass
 class ThirdParty:
-    """A fake API on 127.0.0.1: applies each idempotency key's POST once, answers as planned."""
+    """A fake API on 127.0.0.1: applies each idempotency key's POST once, answers as planned.
+
+    `applied` maps each key whose side effect happened to the number of the POST that did it.
+    """
 
     port: int
     posts: list[dict[str, Any]] = field(default_factory=list)
@@ -85,7 +95,8 @@ async def third_party(aiohttp_server: AiohttpServer) -> ThirdParty:
         if state.plan:
             status, headers = state.plan.pop(0)
             return web.json_response({"error": "later"}, status=status, headers=headers)
-        state.applied[key] = state.applied.get(key, 0) if key in state.applied else 1
+        if key not in state.applied:  # the side effect happens once per key
+            state.applied[key] = len(state.posts)
         return web.json_response({"ok": True})
 
     async def rows(request: web.Request) -> web.Response:
@@ -101,20 +112,23 @@ async def third_party(aiohttp_server: AiohttpServer) -> ThirdParty:
     app.router.add_get("/rows", rows)
     app.router.add_get("/block", block)
     server = await aiohttp_server(app)
+    assert server.port is not None
     state.port = server.port
     return state
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """One worker, loopback reachable, quick heartbeats and polls, three attempts."""
+    """Two workers, loopback reachable, quick heartbeats and polls, three attempts, one job
+    at a time per customer, no backoff (retry timing is tested with `Retry-After`)."""
     return Settings(
         data_dir=tmp_path / "data",
-        workers=1,
+        workers=2,
         egress_allow_private=True,
         job_heartbeat_s=0.05,
         job_poll_s=0.05,
         job_max_attempts=3,
+        job_customer_concurrency=1,
         job_backoff_s=0.0,
         schedule_poll_s=600.0,
     )
@@ -174,3 +188,35 @@ async def until(client: Client, caller: Caller, job_id: str, *statuses: str) -> 
         if job["status"] in statuses:
             return job
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    """The jobs' and schedules' clock, standing still until the test moves it."""
+    return MovableClock()
+
+
+@pytest.fixture
+def app(settings: Settings, conformance: Conformance, clock: MovableClock) -> Application:
+    """The real application on the movable clock, responses checked against openapi.yaml."""
+    app = watch(create_app(settings), conformance)
+    app[CLOCK] = clock
+    return app
+
+
+async def until_job(
+    client: Client, caller: Caller, job_id: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Poll the job until `done(job)` (the test's timeout bounds it)."""
+    while True:
+        job = await job_of(client, caller, job_id)
+        if done(job):
+            return job
+        await asyncio.sleep(0.02)
+
+
+async def job_ids(client: Client) -> list[tuple[str, str]]:
+    """Every job in the store as (id, trigger), oldest first."""
+    async with client.app[ENGINE].connect() as connection:
+        rows = await connection.execute(select(jobs.c.id, jobs.c.trigger).order_by(jobs.c.id))
+        return [(row.id, row.trigger) for row in rows]
