@@ -37,10 +37,11 @@ if (code != 200) { datagrid.error('upstream', 'the API answered ' + code); }
 DOMO.log('attempt ' + metadata.attempt);
 """
 
-# A pull script: the rows of `/rows` become the datagrid.
+# A pull script: the rows of `/rows` become the datagrid; a row with `fail` ends it failed.
 PULL_SCRIPT = """
 var rows = JSON.parse(httprequest.get('http://HOST/rows'));
-datagrid.magicParseJSON(rows);
+datagrid.magicParseJSON(rows.filter(function (r) { return !r.fail; }));
+if (rows.some(function (r) { return r.fail; })) { datagrid.error('bad', 'the API said no'); }
 """
 
 

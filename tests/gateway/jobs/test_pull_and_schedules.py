@@ -110,7 +110,7 @@ async def test_a_failed_pull_leaves_the_dataset_as_it_was(
     first = await until(
         client, owner, await queued(client, owner, connector["guid"], body), "succeeded", "failed"
     )
-    third_party.rows = [{"id": 2, "name": "Bo", "score": 2, "when": "not a date"}, "broken"]
+    third_party.rows = [{"id": 2, "name": "Bo", "score": 2, "when": "2024-01-03"}, {"fail": True}]
 
     failed = await until(
         client, owner, await queued(client, owner, connector["guid"], body), "succeeded", "failed"
@@ -118,6 +118,8 @@ async def test_a_failed_pull_leaves_the_dataset_as_it_was(
 
     assert failed["status"] == "failed"
     assert failed["attempts"] == 1
+    assert failed["error"]["code"] == "bad"
+    assert failed["dataset_id"] is None
     assert await rows_of(client, owner, first["dataset_id"]) == [[1, "Ann", 1.0, "2024-01-02"]]
 
 
