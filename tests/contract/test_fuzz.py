@@ -52,6 +52,8 @@ STATEFUL_422: Final = (
     "createDataset",
     "putDatasetData",
     "queryDataset",
+    "createJob",
+    "createSchedule",
 )
 ACCEPTED: Final = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

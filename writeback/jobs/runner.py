@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.store.ids import new_id
 from writeback.jobs.execute import JobExecutor, Outcome
@@ -146,7 +147,11 @@ class JobRunner:
                 "transient",
                 {"code": "internal_error", "message": "the gateway failed while running the job"},
             )
-        await self._end(job, outcome, progress)
+        try:
+            await self._end(job, outcome, progress)
+        except SQLAlchemyError:
+            # Not recorded: the lease lapses and the job is claimed again.
+            log.exception("job_end_failed", job_id=job.id)
 
     async def _beat_until_done(
         self, job: Job, attempt: asyncio.Task[Outcome], progress: Progress
@@ -155,9 +160,15 @@ class JobRunner:
             done, _ = await asyncio.wait({attempt}, timeout=self._limits.heartbeat_s)
             if done:
                 return attempt.result()
-            beat = await self._queue.heartbeat(
-                job.id, self._owner, self._clock(), self._limits.lease_s, progress
-            )
+            try:
+                beat = await self._queue.heartbeat(
+                    job.id, self._owner, self._clock(), self._limits.lease_s, progress
+                )
+            except SQLAlchemyError:
+                # The store is away for now: go on; if it stays away the lease lapses and
+                # another gateway (or this one) runs the job again.
+                log.exception("job_heartbeat_failed", job_id=job.id)
+                continue
             if beat.cancel or not beat.held:
                 attempt.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
