@@ -327,13 +327,21 @@ async def _script_source(request: web.Request) -> str:
         )
     data = await read_limited(request, MAX_SCRIPT_BYTES, "a script")
     try:
-        return data.decode("utf-8")
+        source = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ProblemError(
             "validation_failed",
             "the script is not UTF-8 text",
             errors=[{"loc": ["body"], "msg": "is not UTF-8 text", "type": "encoding"}],
         ) from None
+    if "\x00" in source:
+        # PostgreSQL text cannot hold NUL, and no script needs a raw one (JS writes "\0").
+        raise ProblemError(
+            "validation_failed",
+            "the script holds a NUL character",
+            errors=[{"loc": ["body"], "msg": "holds a NUL character", "type": "encoding"}],
+        )
+    return source
 
 
 async def put_script(request: web.Request) -> web.Response:
