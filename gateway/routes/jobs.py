@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from actions.idempotency import StoredAnswer, check_key, fingerprint
 from gateway.auth import principal_of
 from gateway.connectors.models import MAX_LIST, Label
+from gateway.errors import NotFound
 from gateway.identity.principal import Principal
 from gateway.keys import ACTIONS, JOBS, RUNS
 from gateway.routes.runs import run_summary
@@ -183,7 +184,12 @@ async def job_runs(request: web.Request) -> web.Response:
     run_ids, next_cursor = await request.app[JOBS].queue.run_ids(
         principal, request.match_info["id"], limit, cursor
     )
-    runs = [await request.app[RUNS].get_run(principal, run_id) for run_id in run_ids]
+    runs = []
+    for run_id in run_ids:
+        try:
+            runs.append(await request.app[RUNS].get_run(principal, run_id))
+        except NotFound:  # its record was still unwritten when its gateway was killed
+            continue
     return json_model(
         RunSummaryPage(items=[run_summary(run) for run in runs], next_cursor=next_cursor)
     )
