@@ -69,7 +69,6 @@ from gateway.store.tables import utcnow
 from runtime.pool import PoolConfig, WorkerPool
 from writeback.datasets.service import DatasetService
 from writeback.datasets.storage import DatasetFiles
-from writeback.scriptsql import ConnectorSql
 from writeback.jobs.execute import JobExecutor
 from writeback.jobs.models import Clock
 from writeback.jobs.policy import RetryPolicy
@@ -78,6 +77,7 @@ from writeback.jobs.runner import JobRunner, RunnerLimits
 from writeback.jobs.schedules import Scheduler, ScheduleService
 from writeback.jobs.service import JobService
 from writeback.jobs.sink import sweep_spools
+from writeback.scriptsql import ConnectorSql
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 

@@ -1,7 +1,7 @@
 """Jobs: the durable queue, the runs of each job, and schedules (decision 0022).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0013
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0013"
 branch_labels: str | None = None
 depends_on: str | None = None
 
