@@ -98,7 +98,7 @@ async def test_jobs_survive_a_gateway_killed_midway(
         "GATEWAY_ENCRYPTION_KEYS": new_key_entry(),
         "GATEWAY_EGRESS_ALLOW_PRIVATE": "true",
         "GATEWAY_WORKERS": str(WORKERS_PER_GATEWAY),
-        "GATEWAY_JOB_LEASE_S": "2",
+        "GATEWAY_JOB_LEASE_S": "3",
         "GATEWAY_JOB_HEARTBEAT_S": "0.3",
         "GATEWAY_JOB_POLL_S": "0.2",
         "GATEWAY_JOB_CONCURRENCY": "4",
