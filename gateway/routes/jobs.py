@@ -100,17 +100,24 @@ class RunSummaryPage(BaseModel):
     next_cursor: str | None
 
 
+def spec_fields(spec: JobSpec) -> dict[str, Any]:
+    """What a job and a schedule show of the job they run, in their wire form."""
+    target = spec.send_to_dataset
+    return {
+        "connector_guid": spec.connector_guid,
+        "account_id": spec.account_id,
+        "report": spec.report,
+        "parameters": spec.parameters,
+        "send_to_dataset": False if target is None else True if target == NAMED_DATASET else target,
+    }
+
+
 def job_out(job: Job) -> JobOut:
     """The wire form of a job."""
-    target = job.spec.send_to_dataset
     return JobOut(
         id=job.id,
-        connector_guid=job.spec.connector_guid,
         user_id=job.user_id,
-        account_id=job.spec.account_id,
-        report=job.spec.report,
-        parameters=job.spec.parameters,
-        send_to_dataset=False if target is None else True if target == NAMED_DATASET else target,
+        **spec_fields(job.spec),
         trigger=job.trigger,
         schedule_id=job.schedule_id,
         status=job.status,

@@ -11,10 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.auth import principal_of
 from gateway.keys import SCHEDULES
-from gateway.routes.jobs import JobCreate
+from gateway.routes.jobs import JobCreate, spec_fields
 from gateway.text import ONE_LINE, Identifier
 from gateway.wire import json_model, page_parameters, parse_body
-from writeback.jobs.models import NAMED_DATASET
 from writeback.jobs.schedules import Schedule
 
 CronText = Annotated[str, StringConstraints(min_length=9, max_length=200), ONE_LINE]
@@ -66,15 +65,10 @@ class SchedulePage(BaseModel):
 
 def schedule_out(schedule: Schedule) -> ScheduleOut:
     """The wire form of a schedule."""
-    target = schedule.spec.send_to_dataset
     return ScheduleOut(
         id=schedule.id,
-        connector_guid=schedule.spec.connector_guid,
         user_id=schedule.user_id,
-        account_id=schedule.spec.account_id,
-        report=schedule.spec.report,
-        parameters=schedule.spec.parameters,
-        send_to_dataset=False if target is None else True if target == NAMED_DATASET else target,
+        **spec_fields(schedule.spec),
         cron=schedule.cron,
         timezone=schedule.timezone,
         next_run_at=schedule.next_run_at,
